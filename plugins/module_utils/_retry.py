@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright: contributors to bakery.ami
+"""The one retry policy: jittered backoff on throttling and transient EC2 errors."""
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+# AWSRetry already retries RequestLimitExceeded, Throttling, Unavailable, InternalError, ...
+THROTTLING_CODES = frozenset(
+    (
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "SlowDown",
+    )
+)
+TRANSIENT_CODES = frozenset(
+    (
+        "Unavailable",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    )
+)
+
+RETRY = AWSRetry.jittered_backoff(
+    retries=10,
+    delay=1,
+    backoff=2.0,
+    max_delay=20,
+    catch_extra_error_codes=sorted(THROTTLING_CODES | TRANSIENT_CODES),
+)
+
+
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a botocore ClientError, or '' for anything else."""
+    response: Any = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def is_retryable(error: BaseException) -> bool:
+    return error_code(error) in THROTTLING_CODES | TRANSIENT_CODES

@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright: contributors to bakery.ami
+"""The one tag helper: tag specifications at creation, and bringing tags to a wanted state."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
+    ansible_dict_to_boto3_tag_list,
+    boto3_tag_list_to_ansible_dict,
+    compare_aws_tags,
+)
+
+
+def tags_to_dict(tag_list: Optional[list[dict[str, str]]]) -> dict[str, str]:
+    return boto3_tag_list_to_ansible_dict(tag_list or [])
+
+
+def tag_specifications(specs: Iterable[tuple[str, Optional[dict[str, str]]]]) -> list[dict[str, Any]]:
+    """TagSpecifications for a create call: one entry per (resource type, tags) with tags."""
+    return [
+        {"ResourceType": rtype, "Tags": ansible_dict_to_boto3_tag_list(tags)}
+        for rtype, tags in specs
+        if tags
+    ]
+
+
+def tag_changes(
+    current: dict[str, str], wanted: Optional[dict[str, str]], purge: bool
+) -> tuple[dict[str, str], list[str]]:
+    """(tags to set, keys to remove) to go from `current` to `wanted`; nothing when wanted is None."""
+    if wanted is None:
+        return {}, []
+    to_set, to_remove = compare_aws_tags(current, wanted, purge_tags=purge)
+    # Tags whose key starts with aws: are reserved and cannot be removed.
+    return to_set, [k for k in to_remove if not k.startswith("aws:")]
+
+
+def apply_tags(
+    client: Any,
+    resource_ids: list[str],
+    current: dict[str, str],
+    wanted: Optional[dict[str, str]],
+    purge: bool,
+    check_mode: bool,
+) -> bool:
+    """Bring the tags of `resource_ids` (which share `current`) to `wanted`; True if anything changed."""
+    to_set, to_remove = tag_changes(current, wanted, purge)
+    if not (to_set or to_remove) or not resource_ids:
+        return False
+    if check_mode:
+        return True
+    if to_remove:
+        client.delete_tags(Resources=resource_ids, Tags=[{"Key": k} for k in to_remove], aws_retry=True)
+    if to_set:
+        client.create_tags(Resources=resource_ids, Tags=ansible_dict_to_boto3_tag_list(to_set), aws_retry=True)
+    return True
