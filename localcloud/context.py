@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Everything the EC2 behaviours share: the runtime, the settings and the layer book."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from localcloud.settings import Settings
+from localcloud.state import LayerBook
+
+LOG = logging.getLogger("localcloud")
+
+# The base image looks like a vendor's public image: another owner, an "amazon" alias.
+BASE_IMAGE_OWNER_ID = "136693071363"
+BASE_IMAGE_OWNER_ALIAS = "amazon"
+BASE_IMAGE_PARAMETER = "/aws/service/bakery/base/latest"
+
+
+@dataclass
+class CloudContext:
+    runtime: Any
+    settings: Settings
+    base_layer: str
+    base_image_name: str
+    book: LayerBook = field(default_factory=LayerBook)
+    # held while a layer is captured and registered, and while unreferenced layers are freed
+    layers_lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def base_image_id(self, region: str) -> str:
+        """Stable per region and base layer, so a restart serves the same id."""
+        digest = hashlib.sha256(f"{self.base_layer}:{region}".encode()).hexdigest()
+        return "ami-" + digest[:17]
+
+    def release_unreferenced(self) -> int:
+        with self.layers_lock:
+            referenced = self.book.referenced_layers() | {self.base_layer}
+            return int(self.runtime.release_unreferenced(referenced))
+
+    def spawn(self, name: str, work: Callable[[], None]) -> None:
+        """Runs a transition in the background, logging instead of losing its failure."""
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:  # noqa: BLE001 - a background transition must not die silently
+                if not self.stopping.is_set():
+                    LOG.exception("background task %s failed", name)
+
+        threading.Thread(target=run, name=name, daemon=True).start()
