@@ -1,0 +1,254 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright: contributors to bakery.ami
+"""The concurrent copy engine behind ami_copy: one image to many regions at once.
+
+Every region has its own client and its own thread. Copies are started in all regions first,
+then waited for together, so the wall time is that of the slowest region, not the sum.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, TypeVar
+
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
+
+from ansible_collections.bakery.ami.plugins.module_utils._bake_tags import COPY_SOURCE_TAG
+from ansible_collections.bakery.ami.plugins.module_utils._images import (
+    IMAGE_NOT_FOUND,
+    deregister_image,
+    find_own_images,
+    snapshot_ids,
+)
+from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions import (
+    apply_permissions,
+    describe_launch_permissions,
+    permission_changes,
+)
+from ansible_collections.bakery.ami.plugins.module_utils._retry import error_code
+from ansible_collections.bakery.ami.plugins.module_utils._tags import tag_changes, tags_to_dict
+from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitError, Waiter
+
+T = TypeVar("T")
+
+# A copy takes minutes on AWS, so polling sooner than botocore's own image waiter (15 s)
+# only spends API calls; later polls back off further.
+FIRST_POLL_AFTER = 15.0
+POLL_DELAY = 15.0
+POLL_MAX_DELAY = 30.0
+# Copies that can never become available; one that is found this way is not reused.
+DEAD_STATES = frozenset(("failed", "error", "invalid", "deregistered", "disabled"))
+
+
+@dataclass
+class RegionPlan:
+    """What one target region gets."""
+
+    region: str
+    name: str
+    description: Optional[str]
+    encrypted: bool
+    kms_key_id: Optional[str]
+    tags: dict[str, str]
+
+
+@dataclass
+class RegionOutcome:
+    region: str
+    image: Optional[dict[str, Any]] = None
+    created: bool = False
+    changed: bool = False
+    error: Optional[str] = None
+    launch_permissions: list[dict[str, str]] = field(default_factory=list)
+
+
+def describe_error(error: BaseException) -> str:
+    """An AWS error as 'Code: message' (or the exception text for anything else)."""
+    response: Any = getattr(error, "response", None)
+    if isinstance(response, dict) and response.get("Error"):
+        err = response["Error"]
+        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
+    return str(error) or type(error).__name__
+
+
+def in_parallel(regions: list[str], work: Callable[[str], T]) -> dict[str, T]:
+    """Runs work(region) for every region at once and returns the results by region."""
+    if not regions:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="ami-copy") as pool:
+        futures = {region: pool.submit(work, region) for region in regions}
+        return {region: future.result() for region, future in futures.items()}
+
+
+class CopyEngine:
+    """Copies `source_image_id` from `source_region` into every planned region."""
+
+    def __init__(
+        self,
+        clients: dict[str, Any],
+        source_region: str,
+        source_image_id: str,
+        wanted_permissions: Optional[set[tuple[str, str]]],
+        wait_timeout: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.clients = clients
+        self.source_region = source_region
+        self.source_image_id = source_image_id
+        self.source_value = f"{source_region}:{source_image_id}"
+        self.wanted_permissions = wanted_permissions
+        self.wait_timeout = wait_timeout
+        self.sleep = sleep
+        # One token per run: a copy call retried after a lost response never makes two copies.
+        self.run_token = uuid.uuid4().hex[:24]
+
+    def find_existing(self, region: str) -> Optional[dict[str, Any]]:
+        """The account's own live copy of the source image in `region`, found by its source tag."""
+        images = find_own_images(self.clients[region], {f"tag:{COPY_SOURCE_TAG}": [self.source_value]})
+        live = [i for i in images if i.get("State") not in DEAD_STATES]
+        # Should there ever be two, the newest is the one a rerun keeps.
+        live.sort(key=lambda i: i.get("CreationDate") or "", reverse=True)
+        return live[0] if live else None
+
+    def start(self, plan: RegionPlan, check_mode: bool) -> RegionOutcome:
+        """Reuses the region's existing copy or starts a new one (in check mode: only looks)."""
+        outcome = RegionOutcome(plan.region)
+        try:
+            existing = self.find_existing(plan.region)
+            if existing is not None:
+                outcome.image = existing
+                outcome.changed = self.converge_existing(plan, existing, check_mode, outcome)
+                return outcome
+            outcome.created = outcome.changed = True
+            if check_mode:
+                return outcome
+            outcome.image = {"ImageId": self.copy(plan), "State": "pending"}
+        except Exception as e:  # botocore errors; reported per region
+            outcome.error = describe_error(e)
+        return outcome
+
+    def copy(self, plan: RegionPlan) -> str:
+        params: dict[str, Any] = {
+            "SourceRegion": self.source_region,
+            "SourceImageId": self.source_image_id,
+            "Name": plan.name,
+            "Encrypted": plan.encrypted,
+            "ClientToken": f"{self.run_token}-{plan.region}",
+            # Tags the new image and its snapshots in the same call, so a rerun finds it at once.
+            "TagSpecifications": [
+                {"ResourceType": rtype, "Tags": ansible_dict_to_boto3_tag_list(plan.tags)} for rtype in ("image", "snapshot")
+            ],
+        }
+        if plan.description is not None:
+            params["Description"] = plan.description
+        if plan.kms_key_id:
+            params["KmsKeyId"] = plan.kms_key_id
+        return str(self.clients[plan.region].copy_image(aws_retry=True, **params)["ImageId"])
+
+    def converge_existing(self, plan: RegionPlan, image: dict[str, Any], check_mode: bool, outcome: RegionOutcome) -> bool:
+        """Brings a reused copy's tags and launch permissions to the requested state."""
+        client = self.clients[plan.region]
+        changed = self.ensure_tags(client, image, plan.tags, check_mode)
+        current = describe_launch_permissions(client, image["ImageId"])
+        add, remove = permission_changes(current, self.wanted_permissions)
+        if (add or remove) and not check_mode:
+            apply_permissions(client, image["ImageId"], add, remove)
+        outcome.launch_permissions = self.permission_list() if self.wanted_permissions is not None else current
+        return changed or bool(add or remove)
+
+    def ensure_tags(self, client: Any, image: dict[str, Any], wanted: dict[str, str], check_mode: bool) -> bool:
+        """Adds missing tags to the image and its snapshots (where EC2 did not apply the TagSpecifications)."""
+        to_set, dummy = tag_changes(tags_to_dict(image.get("Tags")), wanted, purge=False)
+        if not to_set:
+            return False
+        if not check_mode:
+            client.create_tags(
+                Resources=[image["ImageId"]] + snapshot_ids(image), Tags=ansible_dict_to_boto3_tag_list(to_set), aws_retry=True
+            )
+            image["Tags"] = ansible_dict_to_boto3_tag_list({**tags_to_dict(image.get("Tags")), **to_set})
+        return True
+
+    def permission_list(self) -> list[dict[str, str]]:
+        return [{k: v} for k, v in sorted(self.wanted_permissions or set())]
+
+    def describe(self, region: str, image_id: str) -> dict[str, Any]:
+        # No aws_retry here: the waiter retries throttling itself, within its deadline.
+        images = self.clients[region].describe_images(ImageIds=[image_id])["Images"]
+        # Right after the copy call the image may not be listed yet.
+        return dict(images[0]) if images else {"ImageId": image_id, "State": "pending"}
+
+    def wait_available(self, region: str, image_id: str) -> dict[str, Any]:
+        start = time.monotonic()
+        self.sleep(min(FIRST_POLL_AFTER, self.wait_timeout))
+        waiter: Waiter[dict[str, Any]] = Waiter(
+            lambda: self.describe(region, image_id),
+            lambda image: image.get("State") == "available",
+            what=f"the copy {image_id} in {region}",
+            timeout=max(0.0, self.wait_timeout - (time.monotonic() - start)),
+            failed=lambda image: (
+                f"it is {image.get('State')} ({image.get('StateReason', {}).get('Message', 'no reason given')})"
+                if image.get("State") in DEAD_STATES
+                else None
+            ),
+            missing_codes=IMAGE_NOT_FOUND,
+            delay=POLL_DELAY,
+            max_delay=POLL_MAX_DELAY,
+            sleep=self.sleep,
+        )
+        return waiter.wait()
+
+    def finish(self, outcome: RegionOutcome, plan: RegionPlan, wait: bool) -> RegionOutcome:
+        """Waits for a new copy (if asked), then makes sure of its tags and launch permissions."""
+        if outcome.error or not outcome.created or outcome.image is None:
+            return outcome
+        image_id = outcome.image["ImageId"]
+        client = self.clients[plan.region]
+        try:
+            image = self.wait_available(plan.region, image_id) if wait else self.describe(plan.region, image_id)
+            outcome.image = image
+            self.ensure_tags(client, image, plan.tags, check_mode=False)
+            if self.wanted_permissions:
+                # A new copy has no launch permissions: EC2 never copies them.
+                apply_permissions(client, image_id, self.permission_list(), [])
+            outcome.launch_permissions = self.permission_list()
+        except WaitError as e:
+            outcome.error = str(e)
+        except Exception as e:  # botocore errors; reported per region
+            outcome.error = describe_error(e)
+        return outcome
+
+    def run(self, plans: list[RegionPlan], wait: bool, check_mode: bool) -> dict[str, RegionOutcome]:
+        by_region = {plan.region: plan for plan in plans}
+        regions = list(by_region)
+        started = in_parallel(regions, lambda r: self.start(by_region[r], check_mode))
+        if check_mode:
+            return started
+        return in_parallel(regions, lambda r: self.finish(started[r], by_region[r], wait))
+
+    def rollback(self, outcome: RegionOutcome) -> Optional[str]:
+        """Deregisters a copy this run made and deletes its snapshots; returns an error text or None.
+
+        Deregistering a copy that is still pending also cancels it.
+        """
+        if not outcome.created or outcome.image is None:
+            return None
+        client = self.clients[outcome.region]
+        image_id = outcome.image["ImageId"]
+        try:
+            try:
+                image = self.describe(outcome.region, image_id)
+            except Exception as e:  # botocore errors
+                if error_code(e) not in IMAGE_NOT_FOUND:
+                    raise
+                image = outcome.image
+            deregister_image(client, image, delete_snapshots=True)
+        except Exception as e:  # botocore errors
+            return describe_error(e)
+        return None
+
+    def rollback_all(self, outcomes: list[RegionOutcome]) -> dict[str, Optional[str]]:
+        created = [o for o in outcomes if o.created and o.image is not None]
+        by_region = {o.region: o for o in created}
+        return in_parallel(list(by_region), lambda r: self.rollback(by_region[r]))

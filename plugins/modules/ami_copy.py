@@ -1,0 +1,439 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright: contributors to bakery.ami
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ami_copy
+short_description: Copy one AMI to many regions at once
+version_added: 0.1.0
+description:
+  - Copies an Amazon Machine Image from its source region into every target region in one task.
+  - All copies are started and waited for concurrently, so the task takes about as long as the slowest region.
+  - Each copy is tagged with C(bakery:copy-source=<source region>:<source image id>). A copy the account already owns
+    with that tag in a target region is reused, so a second identical run reports no change.
+  - When a region fails, the copies that did succeed are deregistered and their snapshots deleted (O(on_failure=rollback)),
+    then the task fails naming each failed region and its AWS error.
+  - Bad input (an unknown region, a source image that does not exist, a KMS key unusable in a target region, an invalid
+    AMI name) is reported before anything is created.
+author:
+  - bakery.ami contributors
+options:
+  source_image_id:
+    description: ID of the image to copy.
+    type: str
+    required: true
+  source_region:
+    description:
+      - Region the source image lives in.
+      - Defaults to O(region).
+    type: str
+  regions:
+    description:
+      - Target regions that get a copy with the module-wide settings.
+      - At least one of O(regions) and O(region_settings) is required.
+    type: list
+    elements: str
+  region_settings:
+    description:
+      - Target regions with settings of their own; they override the module-wide ones for that region.
+      - A region may appear here and in O(regions); it gets one copy.
+    type: list
+    elements: dict
+    suboptions:
+      region:
+        description: The target region.
+        type: str
+        required: true
+      name:
+        description: Name of the copy in this region.
+        type: str
+      kms_key_id:
+        description: KMS key (ID, alias or ARN, valid in this region) that encrypts the copy's snapshots.
+        type: str
+      tags:
+        description: Tags added to the module-wide O(tags) for this region's copy and its snapshots.
+        type: dict
+  name:
+    description:
+      - Name of the copies. Defaults to the source image's name.
+      - Checked against EC2's AMI name rules (3 to 128 letters, digits, spaces and C(\( \) [ ] . / - ' @ _)) before any change.
+    type: str
+  description:
+    description: Description of the copies. Defaults to the source image's description.
+    type: str
+  encrypted:
+    description:
+      - Encrypt the copies' snapshots. Implied by any KMS key.
+      - Without a KMS key, the account's default EBS key of each region is used.
+    type: bool
+    default: false
+  kms_key_id:
+    description:
+      - KMS key that encrypts the copies' snapshots in every region without a key of its own in O(region_settings).
+      - The key is checked with KMS DescribeKey in each region before any copy starts.
+    type: str
+  tags:
+    description: Tags for the copies and their snapshots.
+    type: dict
+    aliases: [resource_tags]
+  copy_tags:
+    description:
+      - Copy the source image's tags onto the copies and their snapshots.
+      - O(tags) and per-region tags win over source tags with the same key.
+    type: bool
+    default: false
+  launch_permissions:
+    description:
+      - Launch permissions of every copy, exactly (permissions not listed are removed from reused copies).
+      - Omit to leave them as they are.
+    type: dict
+    suboptions:
+      user_ids:
+        description: AWS account IDs.
+        type: list
+        elements: str
+      group_names:
+        description: Groups; only V(all) exists, and it needs O(allow_public=true).
+        type: list
+        elements: str
+      org_arns:
+        description: AWS Organizations ARNs.
+        type: list
+        elements: str
+      org_unit_arns:
+        description: Organizational unit ARNs.
+        type: list
+        elements: str
+  allow_public:
+    description: Allow O(launch_permissions.group_names=[all]), which makes the copies public.
+    type: bool
+    default: false
+  wait:
+    description: Wait until every copy is available.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the copies (they are waited for concurrently, so this bounds the whole wait).
+    type: int
+    default: 1800
+  on_failure:
+    description:
+      - What to do with the copies that succeeded when another region failed.
+      - V(rollback) deregisters them and deletes their snapshots; V(keep) leaves them and returns them.
+      - Either way the task fails.
+    type: str
+    choices: [rollback, keep]
+    default: rollback
+attributes:
+  check_mode:
+    support: full
+    description: Reports which regions would get a new copy (RV(copied_regions)) and which copies would be reused.
+  diff_mode:
+    support: none
+    description: No diff is produced.
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+---
+- name: Copy the new image to three regions, encrypted, and share it
+  bakery.ami.ami_copy:
+    source_image_id: ami-0123456789abcdef0
+    source_region: eu-west-1
+    regions: [eu-central-1, us-east-1, us-west-2]
+    encrypted: true
+    copy_tags: true
+    tags:
+      release: "2026.11"
+    launch_permissions:
+      user_ids: ["111122223333"]
+  register: copies
+
+- name: Per-region KMS keys and names
+  bakery.ami.ami_copy:
+    source_image_id: ami-0123456789abcdef0
+    source_region: eu-west-1
+    kms_key_id: alias/images
+    region_settings:
+      - region: us-east-1
+        kms_key_id: arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab
+      - region: ap-southeast-2
+        name: base-2026.11-apse2
+        tags:
+          team: sydney
+    on_failure: keep
+
+- name: Which regions would get a copy
+  bakery.ami.ami_copy:
+    source_image_id: ami-0123456789abcdef0
+    source_region: eu-west-1
+    regions: [us-east-1, us-west-2]
+  check_mode: true
+"""
+
+RETURN = r"""
+image_ids:
+  description: The copy in each target region (reused or new); on failure with O(on_failure=keep), the copies that succeeded.
+  returned: always
+  type: dict
+  sample: {"us-east-1": "ami-0a1b2c3d4e5f60718", "us-west-2": "ami-0f1e2d3c4b5a69788"}
+images:
+  description: Each copy by region, described the way every bakery.ami module returns images.
+  returned: always
+  type: dict
+  sample:
+    us-east-1:
+      image_id: ami-0a1b2c3d4e5f60718
+      name: base-2026.11
+      description: Base image
+      state: available
+      creation_date: "2026-11-26T09:00:00.000Z"
+      owner_id: "111122223333"
+      architecture: x86_64
+      root_device_name: /dev/xvda
+      block_device_mappings: []
+      snapshot_ids: [snap-0123456789abcdef0]
+      tags: {"bakery:copy-source": "eu-west-1:ami-0123456789abcdef0"}
+      public: false
+      launch_permissions: [{"UserId": "111122223333"}]
+      deprecation_time: null
+  contains:
+    image_id:
+      description: Image ID.
+      type: str
+    name:
+      description: Image name.
+      type: str
+    description:
+      description: Image description.
+      type: str
+    state:
+      description: Image state (V(available) once waited for; V(pending) with O(wait=false)).
+      type: str
+    creation_date:
+      description: When the copy was made.
+      type: str
+    owner_id:
+      description: Account that owns the copy.
+      type: str
+    architecture:
+      description: Architecture.
+      type: str
+    root_device_name:
+      description: Root device name.
+      type: str
+    block_device_mappings:
+      description: Block device mappings, snake_case.
+      type: list
+      elements: dict
+    snapshot_ids:
+      description: IDs of the copy's EBS snapshots.
+      type: list
+      elements: str
+    tags:
+      description: Tags of the copy.
+      type: dict
+    public:
+      description: Whether the copy is public.
+      type: bool
+    launch_permissions:
+      description: Launch permissions of the copy, in EC2's shape.
+      type: list
+      elements: dict
+    deprecation_time:
+      description: When the copy is deprecated, if ever.
+      type: str
+copied_regions:
+  description: Regions where a new copy was made (in check mode, would be made); the others reused their copy.
+  returned: always
+  type: list
+  elements: str
+  sample: ["us-west-2"]
+"""
+
+from typing import Any, Optional
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.bakery.ami.plugins.module_utils._bake_tags import COPY_SOURCE_TAG, copy_source_value
+from ansible_collections.bakery.ami.plugins.module_utils._client import aws_client
+from ansible_collections.bakery.ami.plugins.module_utils._copy import CopyEngine, RegionOutcome, RegionPlan, describe_error
+from ansible_collections.bakery.ami.plugins.module_utils._images import ami_name_problem, describe_image, image_result
+from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions import (
+    LAUNCH_PERMISSIONS_SPEC,
+    public_requested,
+    wanted_permissions,
+)
+from ansible_collections.bakery.ami.plugins.module_utils._regions import unknown_regions
+from ansible_collections.bakery.ami.plugins.module_utils._tags import tags_to_dict
+
+
+class BadInput(Exception):
+    """Input that is refused before anything changes."""
+
+
+class AmiCopy:
+    def __init__(self, module: AnsibleAWSModule) -> None:
+        self.module = module
+        self.params = module.params
+        self.check_mode = module.check_mode
+
+    def target_regions(self) -> list[str]:
+        ordered = list(self.params["regions"] or []) + [s["region"] for s in self.params["region_settings"] or []]
+        return list(dict.fromkeys(ordered))
+
+    def settings_for(self, region: str) -> dict[str, Any]:
+        for settings in self.params["region_settings"] or []:
+            if settings["region"] == region:
+                return settings
+        return {}
+
+    def check_input(self, source_region: Optional[str], regions: list[str]) -> None:
+        if not source_region:
+            raise BadInput("No source region: set source_region (or region).")
+        unknown = unknown_regions([source_region] + regions)
+        if unknown:
+            raise BadInput(f"Unknown region {', '.join(sorted(set(unknown)))}: use EC2 region names such as us-east-1.")
+        names = [self.params["name"]] + [self.settings_for(r).get("name") for r in regions]
+        for name in names:
+            problem = name is not None and ami_name_problem(name)
+            if problem:
+                raise BadInput(f"Cannot copy: {problem}.")
+        if public_requested(self.params["launch_permissions"]) and not self.params["allow_public"]:
+            raise BadInput("launch_permissions.group_names [all] makes every copy public: set allow_public: true to allow it.")
+
+    def source_image(self, source_region: str) -> dict[str, Any]:
+        image_id = self.params["source_image_id"]
+        image = describe_image(aws_client(self.module, "ec2", source_region), image_id)
+        if image is None or image.get("State") == "deregistered":
+            raise BadInput(f"The source image {image_id} was not found in {source_region}: check source_image_id and source_region.")
+        if image.get("State") != "available":
+            raise BadInput(f"The source image {image_id} in {source_region} is {image.get('State')}: only an available image can be copied.")
+        return image
+
+    def check_kms_key(self, region: str, key_id: str) -> None:
+        """KMS DescribeKey in the target region: the key must exist there, be enabled and encrypt."""
+        try:
+            meta = aws_client(self.module, "kms", region).describe_key(KeyId=key_id, aws_retry=True)["KeyMetadata"]
+        except Exception as e:  # botocore errors
+            raise BadInput(f"The KMS key {key_id} is not usable in {region} ({describe_error(e)}): give a key of that region.") from e
+        if meta.get("KeyState") != "Enabled" or meta.get("KeyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT":
+            raise BadInput(
+                f"The KMS key {key_id} is not usable in {region}: it is {meta.get('KeyState')} with usage {meta.get('KeyUsage')}."
+            )
+
+    def plans(self, source: dict[str, Any], source_region: str, regions: list[str]) -> list[RegionPlan]:
+        base_tags = {k: v for k, v in tags_to_dict(source.get("Tags")).items() if not k.startswith("aws:")} if self.params["copy_tags"] else {}
+        base_tags.update(self.params["tags"] or {})
+        plans = []
+        for region in regions:
+            settings = self.settings_for(region)
+            kms_key_id = settings.get("kms_key_id") or self.params["kms_key_id"]
+            name = settings.get("name") or self.params["name"] or source.get("Name") or ""
+            problem = ami_name_problem(name)
+            if problem:
+                raise BadInput(f"Cannot copy {source['ImageId']} to {region}: {problem}; set name.")
+            tags = {**base_tags, **(settings.get("tags") or {})}
+            tags[COPY_SOURCE_TAG] = copy_source_value(source_region, source["ImageId"])
+            plans.append(
+                RegionPlan(
+                    region=region,
+                    name=name,
+                    description=self.params["description"] if self.params["description"] is not None else source.get("Description"),
+                    encrypted=bool(self.params["encrypted"] or kms_key_id),
+                    kms_key_id=kms_key_id,
+                    tags=tags,
+                )
+            )
+        return plans
+
+    def result_of(self, outcomes: list[RegionOutcome]) -> dict[str, Any]:
+        done = [o for o in outcomes if o.image is not None and not o.error]
+        return {
+            "image_ids": {o.region: o.image["ImageId"] for o in done if o.image},
+            "images": {o.region: image_result(o.image, o.launch_permissions) for o in done if o.image},
+            "copied_regions": [o.region for o in outcomes if o.created and not o.error],
+        }
+
+    def run(self) -> None:
+        source_region = self.params["source_region"] or self.module.region
+        regions = self.target_regions()
+        try:
+            self.check_input(source_region, regions)
+            source = self.source_image(source_region)
+            plans = self.plans(source, source_region, regions)
+            for plan in plans:
+                if plan.kms_key_id:
+                    self.check_kms_key(plan.region, plan.kms_key_id)
+        except BadInput as e:
+            self.module.fail_json(msg=str(e))
+        except Exception as e:  # botocore errors while reading the source image
+            self.module.fail_json_aws(e, msg=f"Could not read the source image {self.params['source_image_id']} in {source_region}")
+        engine = CopyEngine(
+            # Clients are made here, one per region, because making them is not thread-safe.
+            {region: aws_client(self.module, "ec2", region) for region in regions},
+            source_region,
+            self.params["source_image_id"],
+            wanted_permissions(self.params["launch_permissions"]),
+            self.params["wait_timeout"],
+        )
+        outcomes = list(engine.run(plans, self.params["wait"], self.check_mode).values())
+        changed = any(o.changed for o in outcomes)
+        failed = [o for o in outcomes if o.error]
+        if not failed:
+            self.module.exit_json(changed=changed, **self.result_of(outcomes))
+        errors = "; ".join(f"{o.region}: {o.error}" for o in failed)
+        msg = f"Copying {source['ImageId']} from {source_region} failed in {len(failed)} of {len(outcomes)} regions ({errors})"
+        if self.params["on_failure"] == "rollback":
+            rollback_errors = engine.rollback_all(outcomes)
+            undone = sorted(r for r, err in rollback_errors.items() if err is None)
+            left = {r: err for r, err in rollback_errors.items() if err is not None}
+            msg += f"; rolled back the new copies in {', '.join(undone)}" if undone else "; no new copy needed rolling back"
+            if left:
+                msg += "; could NOT roll back " + ", ".join(f"{r} ({err})" for r, err in sorted(left.items()))
+            kept = [o for o in outcomes if not o.created and not o.error]
+            self.module.fail_json(msg=msg + ".", changed=bool(undone or left), **self.result_of(kept))
+        self.module.fail_json(msg=msg + "; the copies that succeeded were kept.", changed=changed, **self.result_of(outcomes))
+
+
+def main() -> None:
+    argument_spec: dict[str, Any] = {
+        "source_image_id": {"type": "str", "required": True},
+        "source_region": {"type": "str"},
+        "regions": {"type": "list", "elements": "str"},
+        "region_settings": {
+            "type": "list",
+            "elements": "dict",
+            "options": {
+                "region": {"type": "str", "required": True},
+                "name": {"type": "str"},
+                "kms_key_id": {"type": "str"},
+                "tags": {"type": "dict"},
+            },
+        },
+        "name": {"type": "str"},
+        "description": {"type": "str"},
+        "encrypted": {"type": "bool", "default": False},
+        "kms_key_id": {"type": "str"},
+        "tags": {"type": "dict", "aliases": ["resource_tags"]},
+        "copy_tags": {"type": "bool", "default": False},
+        "launch_permissions": dict(LAUNCH_PERMISSIONS_SPEC),
+        "allow_public": {"type": "bool", "default": False},
+        "wait": {"type": "bool", "default": True},
+        "wait_timeout": {"type": "int", "default": 1800},
+        "on_failure": {"type": "str", "choices": ["rollback", "keep"], "default": "rollback"},
+    }
+    module = AnsibleAWSModule(
+        argument_spec=argument_spec,
+        required_one_of=[("regions", "region_settings")],
+        supports_check_mode=True,
+    )
+    AmiCopy(module).run()
+
+
+if __name__ == "__main__":
+    main()
