@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Checks that this host can run instances before anything is built."""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from pathlib import Path
+
+from localcloud.runtime.errors import RuntimeFailure
+
+# Host programs the runtime itself runs, and programs every instance needs from /usr.
+REQUIRED_PROGRAMS: dict[str, str] = {
+    "/usr/bin/unshare": "util-linux",
+    "/usr/sbin/pivot_root": "util-linux",
+    "/usr/sbin/sshd": "openssh-server",
+    "/usr/bin/ssh-keygen": "openssh-client",
+    "/usr/bin/sudo": "sudo",
+    "/usr/bin/python3": "python3",
+    "/usr/sbin/useradd": "passwd",
+}
+PROBE_ADDRESS = "127.255.255.254"
+
+
+def check_host(state_dir: Path, ssh_port: int) -> None:
+    """Raise RuntimeFailure naming the first thing this host lacks."""
+    if os.geteuid() != 0:
+        raise RuntimeFailure(
+            "The local cloud instance runtime needs root (it mounts overlayfs and creates namespaces "
+            "as root; unprivileged user namespaces are not supported), so run it as root."
+        )
+    if not _overlay_available():
+        raise RuntimeFailure("The kernel does not offer overlayfs (modprobe overlay failed), which every instance needs.")
+    for program, package in REQUIRED_PROGRAMS.items():
+        if not os.access(program, os.X_OK):
+            raise RuntimeFailure(f"{program} is missing: install the Debian package {package}.")
+    if os.path.realpath("/bin") != "/usr/bin":
+        raise RuntimeFailure("The host does not have a merged /usr (/bin is not a link to usr/bin), which the base image needs.")
+    forbidden = set(":,\n")
+    if forbidden & set(str(state_dir.resolve())):
+        raise RuntimeFailure(f"The state directory {state_dir} contains ':' ',' or a newline, which overlayfs options cannot carry.")
+    _check_port(ssh_port)
+
+
+def _overlay_available() -> bool:
+    if "overlay" in Path("/proc/filesystems").read_text():
+        return True
+    os.system("modprobe overlay >/dev/null 2>&1")
+    return "overlay" in Path("/proc/filesystems").read_text()
+
+
+def _check_port(port: int) -> None:
+    # A service bound to the wildcard address on this port (the host's own sshd, say) blocks every loopback address.
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As sshd does: connections of a former listener in TIME_WAIT do not make the port busy.
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((PROBE_ADDRESS, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise RuntimeFailure(
+                f"TCP port {port} is taken on all addresses by a host service (for example the host's own sshd "
+                f"listening on 0.0.0.0), so instances cannot listen on their loopback addresses; "
+                f"bind that service to specific addresses or choose another ssh_port."
+            ) from None
+        raise RuntimeFailure(f"Cannot bind a loopback address on port {port}: {exc.strerror}.") from None
+    finally:
+        probe.close()

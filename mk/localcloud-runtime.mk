@@ -1,0 +1,11 @@
+# The local cloud's instance runtime: instances run the host's sshd, sudo and python3 from a
+# read-only /usr under overlayfs, in namespaces made by util-linux.
+DEB_PACKAGES += openssh-server openssh-client sudo python3 util-linux passwd
+
+.PHONY: localcloud-runtime-test localcloud-runtime-bench
+
+localcloud-runtime-test: venv system-deps
+	$(BIN)/pytest tests/integration/localcloud/test_runtime.py
+
+localcloud-runtime-bench: venv system-deps
+	$(BIN)/python benchmarks/localcloud_runtime.py
