@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +37,30 @@ class CloudContext:
         digest = hashlib.sha256(f"{self.base_layer}:{region}".encode()).hexdigest()
         return "ami-" + digest[:17]
 
+    freed_bytes: int = 0
+
     def release_unreferenced(self) -> int:
         with self.layers_lock:
             referenced = self.book.referenced_layers() | {self.base_layer}
-            return int(self.runtime.release_unreferenced(referenced))
+            freed = int(self.runtime.release_unreferenced(referenced))
+            self.freed_bytes += freed
+            return freed
+
+    def layers_view(self) -> dict[str, Any]:
+        with self.layers_lock:
+            referenced = sorted(self.book.referenced_layers() | {self.base_layer})
+            return {
+                "layers": {layer: int(self.runtime.layer_size(layer)) for layer in referenced},
+                "freed_bytes": self.freed_bytes,
+            }
+
+    def wait_latency(self, latency: Callable[[], float], started: float) -> None:
+        """Sleeps until `latency()` seconds have passed since `started`; re-read, so a change applies at once."""
+        while not self.stopping.is_set():
+            rest = latency() - (time.monotonic() - started)
+            if rest <= 0:
+                return
+            time.sleep(min(rest, 0.2))
 
     def spawn(self, name: str, work: Callable[[], None]) -> None:
         """Runs a transition in the background, logging instead of losing its failure."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from localcloud.settings import Settings, SettingsError
@@ -17,12 +18,12 @@ def _json(status: int, data: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 
 
 def handle_control(
-    method: str, path: str, body: bytes, settings: Settings, health: dict[str, Any]
+    method: str, path: str, body: bytes, settings: Settings, views: dict[str, Callable[[], Any]]
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    """GET health; GET settings; POST/PATCH settings merges; PUT settings resets then merges."""
+    """GET a view (health, layers); GET settings; POST/PATCH settings merges; PUT resets then merges."""
     name = path[len(CONTROL_PREFIX) :].strip("/")
-    if name == "health" and method == "GET":
-        return _json(200, health)
+    if name in views and method == "GET":
+        return _json(200, views[name]())
     if name != "settings":
         return _json(404, {"error": f"no control resource {path}"})
     if method == "GET":
@@ -63,6 +64,10 @@ class ControlClient:
 
     def health(self) -> dict[str, Any]:
         return self._call("GET", "health")
+
+    def layers(self) -> dict[str, Any]:
+        """Layers images, snapshots and instances keep (id -> bytes), and bytes freed so far."""
+        return self._call("GET", "layers")
 
     def settings(self) -> dict[str, Any]:
         return self._call("GET", "settings")

@@ -14,9 +14,6 @@ from localcloud import images
 from localcloud.context import CloudContext
 from localcloud.faults import Call, Reply, error_reply
 
-TEMPORARY_KEY_TTL = 60.0
-
-
 def _form(body: bytes) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
 
@@ -63,7 +60,7 @@ def send_ssh_public_key(ctx: CloudContext, call: Call, body: bytes) -> Reply:
         return error_reply(
             call, 400, "EC2InstanceStateInvalidException", f"Instance {instance_id} is not in a valid state."
         )
-    ctx.runtime.add_temporary_key(instance_id, user, key, ttl=TEMPORARY_KEY_TTL)
+    ctx.runtime.add_temporary_key(instance_id, user, key, ttl=ctx.settings.latency("instance_connect_key_ttl"))
     answer = {"RequestId": str(uuid.uuid4()), "Success": True}
     return Reply(200, [("Content-Type", "application/x-amz-json-1.1")], json.dumps(answer).encode())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Callable
 from typing import Any
 
 from moto.ec2.exceptions import EC2ClientError, InvalidAMIIdError, UnvailableAMIIdError
@@ -30,9 +31,11 @@ def _check_name_free(backend: Any, name: str) -> None:
             raise EC2ClientError("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
 
 
-def _finish_image(ctx: CloudContext, ami: Any, delay: float, fail: bool = False) -> None:
+def _finish_image(ctx: CloudContext, ami: Any, latency: Callable[[], float], fail: bool = False) -> None:
+    started = time.monotonic()
+
     def work() -> None:
-        time.sleep(delay)
+        ctx.wait_latency(latency, started)
         if ami.state != "pending":
             return
         if fail:
@@ -73,7 +76,7 @@ def create_image(
     ami.state = "pending"
     ami.root_device_type = "ebs"
     ami.ebs_snapshot.add_tags(snapshot_tags)
-    _finish_image(ctx, ami, ctx.settings.latency("image_pending"))
+    _finish_image(ctx, ami, lambda: ctx.settings.latency("image_pending"))
     return ami
 
 
@@ -131,7 +134,7 @@ def copy_image(
     if encrypted:
         ami.ebs_snapshot.encrypted = True
         ami.ebs_snapshot.kms_key_id = key_arn
-    _finish_image(ctx, ami, ctx.settings.copy_latency(target_region), fail=failure == "state")
+    _finish_image(ctx, ami, lambda: ctx.settings.copy_latency(target_region), fail=failure == "state")
     return ami
 
 

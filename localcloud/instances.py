@@ -138,7 +138,7 @@ def _assign_ip(instance: Any, ip: str) -> None:
 def _finish_boot(ctx: CloudContext, instance: Any, record: InstanceRecord, started: float) -> None:
     with record.lock:
         ready = ctx.runtime.wait_ready(instance.id, READY_TIMEOUT)
-        _sleep_rest(ctx.settings.latency("instance_pending"), started)
+        ctx.wait_latency(lambda: ctx.settings.latency("instance_pending"), started)
         if instance.state != "pending":
             return
         if ready:
@@ -151,12 +151,6 @@ def _finish_boot(ctx: CloudContext, instance: Any, record: InstanceRecord, start
         instance._reason = "Server.InternalError"
         instance.state_reason.code = "Server.InternalError"
         instance.state_reason.message = "Server.InternalError: the instance did not boot"
-
-
-def _sleep_rest(total: float, started: float) -> None:
-    rest = total - (time.monotonic() - started)
-    if rest > 0:
-        time.sleep(rest)
 
 
 def _user_reason(instance: Any) -> None:
@@ -182,7 +176,7 @@ def stop(ctx: CloudContext, instance: Any) -> Any:
         assert record is not None
         with record.lock:
             ctx.runtime.stop(instance.id)
-            _sleep_rest(ctx.settings.latency("instance_stopping"), started)
+            ctx.wait_latency(lambda: ctx.settings.latency("instance_stopping"), started)
             if instance.state == "stopping":
                 set_state(instance, "stopped")
 
@@ -245,7 +239,7 @@ def terminate(ctx: CloudContext, instance: Any, moto_terminate: Any) -> Any:
         with record.lock:
             ctx.runtime.terminate(instance.id)
             record.terminated = True
-            _sleep_rest(ctx.settings.latency("instance_shutting_down"), started)
+            ctx.wait_latency(lambda: ctx.settings.latency("instance_shutting_down"), started)
             set_state(instance, "terminated")
         ctx.release_unreferenced()
 

@@ -55,6 +55,7 @@ class LocalCloudApp:
         self._log = log
         self._faults = FaultInjector(settings, seed)
         self.health: dict[str, Any] = {"ok": True}
+        self._views = {"health": lambda: self.health, "layers": ctx.layers_view}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         from localcloud import extensions
@@ -66,7 +67,7 @@ class LocalCloudApp:
         path = str(environ.get("PATH_INFO", "/"))
         if path.startswith(CONTROL_PREFIX):
             status, headers, payload = handle_control(
-                str(environ.get("REQUEST_METHOD", "GET")), path, body, self._settings, self.health
+                str(environ.get("REQUEST_METHOD", "GET")), path, body, self._settings, self._views
             )
             return self._send(start_response, Reply(status, headers, payload))
         began = time.monotonic()
@@ -149,6 +150,14 @@ def _runtime_classes() -> tuple[Any, Any]:
     return Runtime, RuntimeFailure
 
 
+def _discard_all_instances(runtime: Any) -> None:
+    for instance_id in runtime.instance_ids():
+        try:
+            runtime.terminate(instance_id)
+        except Exception as error:  # noqa: BLE001 - keep tearing the rest down
+            print(f"localcloud: could not remove instance {instance_id}: {error}", file=sys.stderr)
+
+
 def serve(state_dir: Path, host: str, port: int, settings: Settings, seed: int | None = None) -> int:
     """Runs the local cloud in this process until SIGTERM/SIGINT; returns the exit status."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -163,6 +172,9 @@ def serve(state_dir: Path, host: str, port: int, settings: Settings, seed: int |
             runtime.check_host()
             _write_atomic(state_dir / STATUS_FILE, "preparing the base image\n")
             base_layer = runtime.ensure_base_layer()
+            # The API state is not kept across runs, so instances and layers of an earlier run are orphans.
+            _discard_all_instances(runtime)
+            runtime.release_unreferenced({base_layer})
         except RuntimeFailure as error:
             print(f"localcloud: cannot start: {error}", file=sys.stderr)
             runtime.shutdown()
@@ -170,6 +182,7 @@ def serve(state_dir: Path, host: str, port: int, settings: Settings, seed: int |
         try:
             return _serve_with(runtime, base_layer, state_dir, host, port, settings, seed, stop_requested)
         finally:
+            _discard_all_instances(runtime)
             runtime.shutdown()
     finally:
         for name in (ENDPOINT_FILE, ENV_FILE, PID_FILE, STATUS_FILE):

@@ -18,6 +18,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         "copy_pending": 0.0,
         # region -> seconds; overrides copy_pending for copies into that region
         "copy_pending_regions": {},
+        # how long a key pushed by EC2 Instance Connect is accepted (60 s on AWS)
+        "instance_connect_key_ttl": 60.0,
     },
     "faults": {
         # share (0..1) of EC2 calls answered RequestLimitExceeded
