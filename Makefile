@@ -12,7 +12,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 # Debian packages the test suite needs; mk/*.mk files add theirs.
-DEB_PACKAGES := git
+DEB_PACKAGES := git shellcheck
 # Targets that `make test` runs, in order; mk/*.mk files add theirs.
 TEST_TARGETS := pytest sanity lint build-check
 
@@ -44,8 +44,9 @@ pytest: venv system-deps
 sanity: venv
 	tools/sanity
 
-lint: venv
+lint: venv system-deps
 	$(BIN)/ansible-lint --profile production
+	shellcheck $$(grep -l '^#!/usr/bin/env bash' tools/* .ci/run)
 
 build-check: venv
 	tools/build-check

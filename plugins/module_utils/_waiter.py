@@ -105,7 +105,3 @@ class Waiter(Generic[T]):
             self.sleep(min(remaining, random.uniform(delay / 2, delay)))
             delay = min(delay * self.backoff, self.max_delay)
 
-
-def wait_until(describe: Callable[[], T], is_done: Callable[[T], bool], **kwargs: object) -> T:
-    """Shorthand for Waiter(...).wait()."""
-    return Waiter(describe, is_done, **kwargs).wait()  # type: ignore[arg-type]
