@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import boto3_resource_to_ansible_dict
 
@@ -92,13 +92,31 @@ def full_image_result(client: Any, image: dict[str, Any]) -> dict[str, Any]:
     return image_result(image, describe_launch_permissions(client, image["ImageId"]))
 
 
-def snapshot_used_elsewhere(client: Any, snapshot_id: str, image_id: str) -> bool:
-    """True when another of the account's images still refers to `snapshot_id`."""
-    others = find_own_images(client, {"block-device-mapping.snapshot-id": [snapshot_id]})
-    return any(i["ImageId"] != image_id and i.get("State") != "deregistered" for i in others)
+def snapshot_used_elsewhere(
+    client: Any,
+    snapshot_id: str,
+    image_id: str,
+    *,
+    images: Optional[list[dict[str, Any]]] = None,
+    also_gone: Iterable[str] = (),
+) -> bool:
+    """True when another of the account's images still refers to `snapshot_id`.
+
+    `images` (the account's own images, when the caller already listed them) saves a call;
+    images in `also_gone` count as deregistered (what check mode plans). The account's images
+    are scanned rather than filtered by block-device-mapping.snapshot-id, a filter some
+    EC2-compatible endpoints (moto) lack.
+    """
+    if images is None:
+        images = find_own_images(client, {})
+    ignore = {image_id, *also_gone}
+    return any(
+        i["ImageId"] not in ignore and i.get("State") != "deregistered" and snapshot_id in snapshot_ids(i)
+        for i in images
+    )
 
 
-def delete_snapshot(client: Any, snapshot_id: str, attempts: int = 6, sleep: Callable[[float], None] = time.sleep) -> bool:
+def delete_snapshot(client: Any, snapshot_id: str, attempts: int = 6, sleep: Optional[Callable[[float], None]] = None) -> bool:
     """Deletes a snapshot; just after a deregistration EC2 may still call it in use, so that is retried briefly.
 
     Returns False when the snapshot was already gone.
@@ -113,14 +131,22 @@ def delete_snapshot(client: Any, snapshot_id: str, attempts: int = 6, sleep: Cal
                 return False
             if code != "InvalidSnapshot.InUse" or attempt == attempts - 1:
                 raise
-            sleep(min(2 ** attempt, 10))
+            (sleep or time.sleep)(min(2 ** attempt, 10))
     return False
 
 
-def deregister_image(client: Any, image: dict[str, Any], delete_snapshots: bool = True) -> tuple[list[str], list[str]]:
+def deregister_image(
+    client: Any,
+    image: dict[str, Any],
+    delete_snapshots: bool = True,
+    *,
+    images: Optional[list[dict[str, Any]]] = None,
+    also_gone: Iterable[str] = (),
+) -> tuple[list[str], list[str]]:
     """Deregisters `image`, then deletes its own snapshots.
 
     Returns (deleted snapshot ids, kept snapshot ids): a snapshot another image still uses is kept.
+    `images` and `also_gone` are passed to snapshot_used_elsewhere.
     """
     image_id = image["ImageId"]
     snaps = snapshot_ids(image)
@@ -134,7 +160,7 @@ def deregister_image(client: Any, image: dict[str, Any], delete_snapshots: bool 
     if not delete_snapshots:
         return deleted, snaps
     for snap in snaps:
-        if snapshot_used_elsewhere(client, snap, image_id):
+        if snapshot_used_elsewhere(client, snap, image_id, images=images, also_gone=also_gone):
             kept.append(snap)
         elif delete_snapshot(client, snap):
             deleted.append(snap)

@@ -48,3 +48,12 @@ def error_code(error: BaseException) -> str:
 
 def is_retryable(error: BaseException) -> bool:
     return error_code(error) in THROTTLING_CODES | TRANSIENT_CODES
+
+
+def aws_error_message(error: BaseException) -> str:
+    """One line for an AWS error: its code and EC2's message, without a traceback."""
+    response: Any = getattr(error, "response", None)
+    if isinstance(response, dict) and response.get("Error"):
+        err = response["Error"]
+        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -6,6 +6,8 @@ Stable interface (other module tests rely on it):
 - fixture `mocked_aws`: `aws_env` plus moto's `mock_aws()` active for the test.
 - fixture `ec2`: a boto3 EC2 client in us-east-1 inside `mocked_aws`.
 - fixture `instance_id`: a running moto instance to image.
+- moto starts with only its base public images (MOTO_AMIS_PATH), which include Amazon Linux 2
+  (`source_image_id`), and supports snapshot TagSpecifications in CreateImage (see below).
 - fixture `run_module`: the function `run_module(module_main, args, check_mode=False, diff=False)
   -> dict`, the module's result, always with `failed`, `changed` and (on failure) `msg`.
 - fixture `make_instance`: the function `make_instance(client, state="running") -> str`
@@ -25,6 +27,25 @@ from ansible.module_utils.testing import patch_module_args
 from moto import mock_aws
 
 REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_botocore_loader() -> Iterator[None]:
+    """Every module run builds a new boto3 session, which would parse botocore's large EC2 model
+    again; one loader (and its cache) shared by all sessions keeps the tests fast."""
+    import botocore.session
+
+    loaders: dict[Any, Any] = {}
+    original = botocore.session.create_loader
+
+    def create_loader(search_path_string: Any = None) -> Any:
+        if search_path_string not in loaders:
+            loaders[search_path_string] = original(search_path_string)
+        return loaders[search_path_string]
+
+    botocore.session.create_loader = create_loader
+    yield
+    botocore.session.create_loader = original
 
 
 class ModuleOutputError(AssertionError):
@@ -66,8 +87,40 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 
 
+def _create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto 5.2 raises NotImplementedError for snapshot TagSpecifications in CreateImage; EC2
+    tags the new snapshots with them. This supplies that so modules can be run end to end; the
+    exact request is checked separately with botocore's Stubber."""
+
+    def create_image(backend: Any, instance_id: str, name: str, description: str, tag_specifications: list[dict[str, Any]]) -> Any:
+        image_specs = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
+        snapshot_tags = [t for s in tag_specifications if s.get("ResourceType") == "snapshot" for t in s.get("Tags", [])]
+        ami = original(backend, instance_id, name, description, tag_specifications=image_specs)
+        if snapshot_tags:
+            # moto gives an image one snapshot, its root volume's.
+            backend.create_tags([ami.ebs_snapshot.id], {t["Key"]: t["Value"] for t in snapshot_tags})
+        return ami
+
+    return create_image
+
+
+@pytest.fixture(scope="session")
+def _moto_amis_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from moto.ec2.models import amis
+
+    path = tmp_path_factory.mktemp("moto") / "amis.json"
+    path.write_text(json.dumps(amis.AMIS), encoding="utf-8")
+    return str(path)
+
+
 @pytest.fixture
-def mocked_aws(aws_env: None) -> Iterator[None]:
+def mocked_aws(aws_env: None, monkeypatch: pytest.MonkeyPatch, _moto_amis_file: str) -> Iterator[None]:
+    from moto.ec2.models.amis import AmiBackend
+
+    # Only moto's few dozen base images, not its >1000 per-region "latest" ones: a region's
+    # backend then starts in milliseconds instead of seconds.
+    monkeypatch.setenv("MOTO_AMIS_PATH", _moto_amis_file)
+    monkeypatch.setattr(AmiBackend, "create_image", _create_image_with_snapshot_tags(AmiBackend.create_image))
     with mock_aws():
         yield
 

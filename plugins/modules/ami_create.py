@@ -1,0 +1,751 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright: contributors to bakery.ami
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: ami_create
+short_description: Create an AMI from an instance, idempotently by name
+version_added: 1.0.0
+description:
+  - Images an EC2 instance into an Amazon Machine Image (AMI) and waits until it is available, reporting snapshot progress on a timeout.
+  - Idempotent by name in the account and region. When the account already owns an image with O(name),
+    that image is returned with C(changed=false), and its tags, snapshot tags, launch permissions, snapshot
+    create-volume permissions, IMDS support and deprecation are brought to the requested state.
+  - Tags are given to the image and to its snapshots in the CreateImage call itself, so nothing is ever left untagged.
+  - CreateImage takes no client token; a CreateImage call retried after a lost response meets the name already
+    taken and the module then returns the image that call created, so a retry never makes two images.
+  - The AMI name is checked against EC2's rules, and the instance is checked to exist and not be terminated,
+    before any call that changes anything.
+author:
+  - bakery.ami contributors
+options:
+  instance_id:
+    description:
+      - The instance to image. It must exist in O(region) and not be terminated.
+      - Only needed to create an image; an existing image of the same name is returned whatever the instance's state.
+    type: str
+    required: true
+  name:
+    description:
+      - The AMI name, unique in the account and region.
+      - 3 to 128 characters among letters, digits, spaces and C(( ) [ ] . / - ' @ _).
+    type: str
+    required: true
+  description:
+    description:
+      - The AMI description. Only used when the image is created.
+    type: str
+  tags:
+    description:
+      - Tags for the image, and for its snapshots unless O(snapshot_tags) is given.
+      - Given to the image and snapshots at creation; an existing image's tags are brought to this state.
+    type: dict
+    aliases: ['resource_tags']
+  purge_tags:
+    description:
+      - Remove the tags of an existing image (and of its snapshots) that are not in O(tags) (or O(snapshot_tags)).
+      - Tags whose key starts with C(aws:) are never removed.
+    type: bool
+    default: true
+  snapshot_tags:
+    description:
+      - Tags for the image's snapshots, instead of O(tags).
+    type: dict
+  no_reboot:
+    description:
+      - Do not shut the instance down before imaging it. The file systems may then be inconsistent.
+    type: bool
+    default: false
+  block_device_mappings:
+    description:
+      - Block device mappings of the new image, overriding or adding to the instance's.
+    type: list
+    elements: dict
+    suboptions:
+      device_name:
+        description: The device name, such as C(/dev/xvda).
+        type: str
+        required: true
+      no_device:
+        description: Leave this device out of the image.
+        type: bool
+      virtual_name:
+        description: An instance store volume name, such as C(ephemeral0).
+        type: str
+      volume_size:
+        description: Size of the EBS volume in GiB.
+        type: int
+      volume_type:
+        description: The EBS volume type.
+        type: str
+        choices: ['standard', 'io1', 'io2', 'gp2', 'gp3', 'sc1', 'st1']
+      iops:
+        description: Provisioned IOPS (io1, io2, gp3).
+        type: int
+      throughput:
+        description: Throughput in MiB/s (gp3).
+        type: int
+      delete_on_termination:
+        description: Delete the volume when an instance launched from the image terminates.
+        type: bool
+      encrypted:
+        description: Encrypt the volume.
+        type: bool
+  boot_mode:
+    description:
+      - Override the boot mode the image inherits from the instance. EC2 accepts only C(uefi),
+        and only from an instance that currently boots in UEFI mode.
+    type: str
+    choices: ['uefi']
+  imds_support:
+    description:
+      - C(v2.0) makes instances launched from the image require IMDSv2. EC2 cannot turn this off again once set.
+    type: str
+    choices: ['v2.0']
+  tpm_support:
+    description:
+      - C(v2.0) requires the image to support NitroTPM. An image gets it from an instance with NitroTPM enabled,
+        so the module fails, before creating anything, when the instance has it not.
+    type: str
+    choices: ['v2.0']
+  deprecate_at:
+    description:
+      - When the image becomes deprecated, as an ISO 8601 date or date-time in the future (UTC unless a zone is given),
+        such as C(2027-01-31T00:00:00Z). EC2 keeps it to the minute.
+      - Mutually exclusive with O(deprecate_in).
+    type: str
+  deprecate_in:
+    description:
+      - Deprecate the image this long after the run, such as C(90d); units C(m), C(h), C(d) or C(w).
+      - Set when the image is created, or on an existing image that has no deprecation time yet,
+        so a rerun does not move it.
+      - Mutually exclusive with O(deprecate_at).
+    type: str
+  launch_permissions:
+    description:
+      - Who may launch the image. An existing image's launch permissions are made exactly these.
+      - Not given means the launch permissions are left as they are.
+    type: dict
+    suboptions:
+      user_ids:
+        description: AWS account ids (12 digits).
+        type: list
+        elements: str
+      group_names:
+        description: C(all) makes the image public, and requires O(allow_public=true).
+        type: list
+        elements: str
+      org_arns:
+        description: AWS Organizations ARNs.
+        type: list
+        elements: str
+      org_unit_arns:
+        description: Organizational unit ARNs.
+        type: list
+        elements: str
+  allow_public:
+    description:
+      - Must be V(true) for O(launch_permissions.group_names) to contain C(all).
+    type: bool
+    default: false
+  snapshot_create_volume_permissions:
+    description:
+      - AWS account ids allowed to create volumes from the image's snapshots, made exactly these.
+      - By default the account ids in O(launch_permissions.user_ids) when O(launch_permissions) is given,
+        so accounts the image is shared with can launch it when its snapshots are encrypted with a shared key.
+        Otherwise left as they are.
+    type: list
+    elements: str
+  wait:
+    description:
+      - Wait until the image is available before applying launch permissions and returning.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - How many seconds to wait for the image. On a timeout the task fails with the last snapshot progress seen.
+    type: int
+    default: 1800
+  force:
+    description:
+      - Replace an existing image of the same name. It is deregistered and its snapshots deleted
+        (those not used by another image) before the new image is created, so the task always changes something.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether an image would be created, replaced or updated, and changes nothing.
+  diff_mode:
+    support: full
+    description: Shows the image's name, tags, snapshot tags, launch permissions, IMDS support and deprecation time before and after.
+notes:
+  - Throttled and transient EC2 errors are retried with jittered backoff, also while waiting.
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+---
+- name: Image the builder, tag the image and its snapshots, share it with one account
+  bakery.ami.ami_create:
+    instance_id: "{{ builder_instance_id }}"
+    name: "web-{{ bake_id }}"
+    description: Web server image
+    tags:
+      Name: web
+      bakery:bake-id: "{{ bake_id }}"
+    launch_permissions:
+      user_ids:
+        - "111122223333"
+    deprecate_in: 180d
+    imds_support: v2.0
+    wait_timeout: 3600
+  register: web_image
+
+- name: Rebuild an image under the same name
+  bakery.ami.ami_create:
+    instance_id: "{{ builder_instance_id }}"
+    name: web-latest
+    force: true
+
+- name: Make an image public
+  bakery.ami.ami_create:
+    instance_id: "{{ builder_instance_id }}"
+    name: community-base-2027-01
+    launch_permissions:
+      group_names:
+        - all
+    allow_public: true
+"""
+
+RETURN = r"""
+image_id:
+  description: The image's id; null in check mode when the image would be created.
+  returned: always
+  type: str
+  sample: ami-0123456789abcdef0
+image:
+  description: The image; null in check mode when the image would be created.
+  returned: always
+  type: dict
+  contains:
+    image_id:
+      description: The image id.
+      type: str
+    name:
+      description: The image name.
+      type: str
+    description:
+      description: The image description.
+      type: str
+    state:
+      description: The image state, such as C(available) or C(pending).
+      type: str
+    creation_date:
+      description: When the image was created (ISO 8601).
+      type: str
+    owner_id:
+      description: The owning account.
+      type: str
+    architecture:
+      description: The image architecture.
+      type: str
+    root_device_name:
+      description: The root device name.
+      type: str
+    block_device_mappings:
+      description: The block device mappings (snake_case keys).
+      type: list
+      elements: dict
+    snapshot_ids:
+      description: The ids of the image's EBS snapshots.
+      type: list
+      elements: str
+    tags:
+      description: The image tags.
+      type: dict
+    public:
+      description: Whether anyone may launch the image.
+      type: bool
+    launch_permissions:
+      description: The launch permissions, as EC2 returns them (C(UserId), C(Group), C(OrganizationArn), C(OrganizationalUnitArn)).
+      type: list
+      elements: dict
+    deprecation_time:
+      description: When the image becomes deprecated, or null.
+      type: str
+  sample:
+    image_id: ami-0123456789abcdef0
+    name: web-20270101
+    state: available
+    snapshot_ids: [snap-0123456789abcdef0]
+    tags: {Name: web}
+    launch_permissions: [{UserId: "111122223333"}]
+    deprecation_time: "2027-06-30T00:00:00.000Z"
+replaced_image_id:
+  description: With O(force), the id of the image of the same name that was (or in check mode would be) deregistered; otherwise null.
+  returned: always
+  type: str
+  sample: ami-0fedcba9876543210
+deleted_snapshots:
+  description: With O(force), the snapshots of the replaced image that were deleted.
+  returned: always
+  type: list
+  elements: str
+  sample: [snap-0fedcba9876543210]
+"""
+
+import time
+from typing import Any, Optional
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:
+    pass  # AnsibleAWSModule reports a missing botocore itself
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.bakery.ami.plugins.module_utils._client import aws_client
+from ansible_collections.bakery.ami.plugins.module_utils._durations import (
+    DURATION_HELP,
+    iso_utc,
+    parse_duration,
+    parse_time,
+    to_minute,
+    utcnow,
+)
+from ansible_collections.bakery.ami.plugins.module_utils._images import (
+    IMAGE_NOT_FOUND,
+    ami_name_problem,
+    deregister_image,
+    find_own_image_by_name,
+    image_result,
+    snapshot_ids,
+)
+from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions import (
+    LAUNCH_PERMISSIONS_SPEC,
+    apply_permissions,
+    as_set,
+    describe_launch_permissions,
+    permission_changes,
+    public_requested,
+    user_ids,
+    wanted_permissions,
+)
+from ansible_collections.bakery.ami.plugins.module_utils._regions import unknown_regions
+from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message, error_code
+from ansible_collections.bakery.ami.plugins.module_utils._snapshots import (
+    apply_snapshot_tags,
+    apply_volume_permissions,
+    describe_snapshots,
+    snapshots_progress,
+    volume_permission_user_ids,
+)
+from ansible_collections.bakery.ami.plugins.module_utils._tags import apply_tags, tag_changes, tag_specifications, tags_to_dict
+from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitError, Waiter
+
+IMAGE_FAILED_STATES = frozenset(("failed", "error", "invalid", "deregistered"))
+GONE_INSTANCE_STATES = frozenset(("shutting-down", "terminated"))
+
+BDM_KEYS = {
+    "volume_size": "VolumeSize",
+    "volume_type": "VolumeType",
+    "iops": "Iops",
+    "throughput": "Throughput",
+    "delete_on_termination": "DeleteOnTermination",
+    "encrypted": "Encrypted",
+}
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _clock() -> float:
+    return time.monotonic()
+
+
+def argument_spec() -> dict[str, Any]:
+    return dict(
+        instance_id=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        description=dict(type="str"),
+        tags=dict(type="dict", aliases=["resource_tags"]),
+        purge_tags=dict(type="bool", default=True),
+        snapshot_tags=dict(type="dict"),
+        no_reboot=dict(type="bool", default=False),
+        block_device_mappings=dict(
+            type="list",
+            elements="dict",
+            options=dict(
+                device_name=dict(type="str", required=True),
+                no_device=dict(type="bool"),
+                virtual_name=dict(type="str"),
+                volume_size=dict(type="int"),
+                volume_type=dict(type="str", choices=["standard", "io1", "io2", "gp2", "gp3", "sc1", "st1"]),
+                iops=dict(type="int"),
+                throughput=dict(type="int"),
+                delete_on_termination=dict(type="bool"),
+                encrypted=dict(type="bool"),
+            ),
+        ),
+        boot_mode=dict(type="str", choices=["uefi"]),
+        imds_support=dict(type="str", choices=["v2.0"]),
+        tpm_support=dict(type="str", choices=["v2.0"]),
+        deprecate_at=dict(type="str"),
+        deprecate_in=dict(type="str"),
+        launch_permissions=LAUNCH_PERMISSIONS_SPEC,
+        allow_public=dict(type="bool", default=False),
+        snapshot_create_volume_permissions=dict(type="list", elements="str"),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=1800),
+        force=dict(type="bool", default=False),
+    )
+
+
+def block_device_mappings(option: Optional[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    mappings = []
+    for item in option or []:
+        mapping: dict[str, Any] = {"DeviceName": item["device_name"]}
+        if item.get("no_device"):
+            mapping["NoDevice"] = ""
+        elif item.get("virtual_name"):
+            mapping["VirtualName"] = item["virtual_name"]
+        else:
+            ebs = {BDM_KEYS[k]: item[k] for k in BDM_KEYS if item.get(k) is not None}
+            if ebs:
+                mapping["Ebs"] = ebs
+        mappings.append(mapping)
+    return mappings
+
+
+class ImageCreator:
+    """Makes sure an image called `name` exists in the module's region, in the requested state."""
+
+    def __init__(self, module: AnsibleAWSModule) -> None:
+        self.module = module
+        self.params = module.params
+        self.name: str = module.params["name"]
+        self.region = module.region
+        self.client: Any = None
+        self.changed = False
+        self.before: dict[str, Any] = {}
+        self.after: dict[str, Any] = {}
+        self.replaced_image_id: Optional[str] = None
+        self.deleted_snapshots: list[str] = []
+        self.wanted_launch = wanted_permissions(self.params["launch_permissions"])
+
+    # ---- input checks: no AWS call before these pass
+    def fail(self, msg: str, **extra: Any) -> None:
+        self.module.fail_json(msg=msg, **extra)
+
+    def check_input(self) -> None:
+        params = self.params
+        problem = ami_name_problem(self.name)
+        if problem:
+            self.fail(f"Invalid name: {problem}.")
+        if not self.region:
+            self.fail("No region given: set region (or AWS_REGION) to one of the EC2 regions, such as us-east-1.")
+        if unknown_regions([self.region]):
+            self.fail(f"Unknown region {self.region!r}: give an EC2 region name such as us-east-1.")
+        if params["deprecate_at"]:
+            when = parse_time(params["deprecate_at"])
+            if when is None:
+                self.fail(f"Invalid deprecate_at {params['deprecate_at']!r}: give an ISO 8601 date or date-time such as 2027-01-31T00:00:00Z.")
+            elif when <= utcnow():
+                self.fail(f"deprecate_at {params['deprecate_at']!r} is in the past: give a time in the future.")
+        if params["deprecate_in"] and parse_duration(params["deprecate_in"]) is None:
+            self.fail(f"Invalid deprecate_in {params['deprecate_in']!r}: give {DURATION_HELP}.")
+        launch = params["launch_permissions"] or {}
+        groups = launch.get("group_names") or []
+        others = [g for g in groups if g != "all"]
+        if others:
+            self.fail(f"Invalid launch_permissions.group_names {others!r}: the only group EC2 knows is 'all'.")
+        if public_requested(launch) and not params["allow_public"]:
+            self.fail("launch_permissions.group_names 'all' would make the image public: set allow_public: true to allow it.")
+        for key, ids in (("launch_permissions.user_ids", launch.get("user_ids")), ("snapshot_create_volume_permissions", params["snapshot_create_volume_permissions"])):
+            bad = [i for i in ids or [] if not (str(i).isdigit() and len(str(i)) == 12)]
+            if bad:
+                self.fail(f"Invalid {key} {bad!r}: AWS account ids are 12 digits.")
+        if params["wait_timeout"] <= 0:
+            self.fail(f"Invalid wait_timeout {params['wait_timeout']}: give a number of seconds greater than 0.")
+
+    # ---- the requested state
+    def wanted_snapshot_tags(self) -> Optional[dict[str, str]]:
+        if self.params["snapshot_tags"] is not None:
+            return self.params["snapshot_tags"]
+        return self.params["tags"]
+
+    def wanted_volume_permissions(self) -> Optional[list[str]]:
+        if self.params["snapshot_create_volume_permissions"] is not None:
+            return [str(i) for i in self.params["snapshot_create_volume_permissions"]]
+        if self.wanted_launch is not None:
+            return user_ids(self.wanted_launch)
+        return None
+
+    def wanted_deprecation(self, current: Optional[str]) -> Optional[str]:
+        """The deprecation time to set (ISO, to the minute), or None when nothing is to change."""
+        if self.params["deprecate_at"]:
+            wanted = to_minute(parse_time(self.params["deprecate_at"]))  # type: ignore[arg-type]
+            have = parse_time(current) if current else None
+            if have is not None and to_minute(have) == wanted:
+                return None
+            return iso_utc(wanted)
+        if self.params["deprecate_in"] and not current:
+            return iso_utc(to_minute(utcnow() + parse_duration(self.params["deprecate_in"])))  # type: ignore[operator]
+        return None
+
+    # ---- AWS
+    def check_instance(self) -> None:
+        instance_id = self.params["instance_id"]
+        try:
+            reservations = self.client.describe_instances(InstanceIds=[instance_id], aws_retry=True)["Reservations"]
+        except ClientError as e:
+            if error_code(e) in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
+                self.fail(f"Instance {instance_id!r} not found in {self.region}: give the id of an existing instance to image.")
+            raise
+        instances = [i for r in reservations for i in r.get("Instances", [])]
+        if not instances:
+            self.fail(f"Instance {instance_id!r} not found in {self.region}: give the id of an existing instance to image.")
+        instance = instances[0]
+        state = instance.get("State", {}).get("Name")
+        if state in GONE_INSTANCE_STATES:
+            self.fail(f"Instance {instance_id} is {state}: only a pending, running, stopping or stopped instance can be imaged.")
+        if self.params["tpm_support"] and instance.get("TpmSupport") != self.params["tpm_support"]:
+            self.fail(
+                f"tpm_support {self.params['tpm_support']} needs an instance with NitroTPM enabled, and {instance_id} has it not: "
+                "launch the builder from an image with TPM support."
+            )
+        boot = instance.get("CurrentInstanceBootMode")
+        if self.params["boot_mode"] and boot and boot != self.params["boot_mode"]:
+            self.fail(f"boot_mode {self.params['boot_mode']} needs an instance booted in that mode, and {instance_id} boots in {boot} mode.")
+
+    def create(self) -> str:
+        params = self.params
+        request: dict[str, Any] = {"InstanceId": params["instance_id"], "Name": self.name, "NoReboot": params["no_reboot"]}
+        if params["description"] is not None:
+            request["Description"] = params["description"]
+        mappings = block_device_mappings(params["block_device_mappings"])
+        if mappings:
+            request["BlockDeviceMappings"] = mappings
+        if params["boot_mode"]:
+            request["BootModeOverride"] = params["boot_mode"]
+        specs = tag_specifications([("image", params["tags"]), ("snapshot", self.wanted_snapshot_tags())])
+        if specs:
+            request["TagSpecifications"] = specs
+        try:
+            return str(self.client.create_image(aws_retry=True, **request)["ImageId"])
+        except ClientError as e:
+            if error_code(e) != "InvalidAMIName.Duplicate":
+                raise
+        # A retried call whose first attempt went through: the name is ours now.
+        image = find_own_image_by_name(self.client, self.name)
+        if image is None:
+            raise RuntimeError(f"EC2 says the AMI name {self.name!r} is taken, yet the account owns no image of that name")
+        return str(image["ImageId"])
+
+    def describe_for_wait(self, image_id: str) -> dict[str, Any]:
+        # Throttling is left to the Waiter here (no aws_retry), which retries it and never takes it as done.
+        images = self.client.describe_images(ImageIds=[image_id])["Images"]
+        if not images:
+            return {}
+        image = images[0]
+        return {"image": image, "snapshots": describe_snapshots(self.client, snapshot_ids(image))}
+
+    def wait_available(self, image_id: str) -> dict[str, Any]:
+        def failed(seen: dict[str, Any]) -> Optional[str]:
+            image = seen.get("image") or {}
+            if image.get("State") in IMAGE_FAILED_STATES:
+                reason = image.get("StateReason", {}).get("Message") or "no reason given"
+                return f"state {image['State']}: {reason}"
+            return None
+
+        waiter: Waiter[dict[str, Any]] = Waiter(
+            lambda: self.describe_for_wait(image_id),
+            lambda seen: (seen.get("image") or {}).get("State") == "available",
+            what=f"image {image_id} ({self.name}) to become available",
+            timeout=self.params["wait_timeout"],
+            failed=failed,
+            progress=lambda seen: snapshots_progress(seen.get("snapshots") or []),
+            missing_codes=IMAGE_NOT_FOUND,
+            sleep=_sleep,
+            clock=_clock,
+        )
+        try:
+            return dict(waiter.wait()["image"])
+        except WaitError as e:
+            self.fail(str(e), image_id=image_id, progress=e.progress)
+            raise  # not reached
+
+    def describe(self, image_id: str) -> dict[str, Any]:
+        images = self.client.describe_images(ImageIds=[image_id], aws_retry=True)["Images"]
+        return dict(images[0])
+
+    def state_of(self, image: Optional[dict[str, Any]]) -> dict[str, Any]:
+        """The parts of an image the diff shows."""
+        if image is None:
+            return {}
+        snaps = describe_snapshots(self.client, snapshot_ids(image))
+        return {
+            "image_id": image["ImageId"],
+            "name": image.get("Name"),
+            "tags": tags_to_dict(image.get("Tags")),
+            "snapshot_tags": {s["SnapshotId"]: tags_to_dict(s.get("Tags")) for s in snaps},
+            "launch_permissions": [{k: v} for k, v in sorted(as_set(describe_launch_permissions(self.client, image["ImageId"])))],
+            "snapshot_create_volume_permissions": {s["SnapshotId"]: volume_permission_user_ids(self.client, s["SnapshotId"]) for s in snaps},
+            "imds_support": image.get("ImdsSupport"),
+            "deprecation_time": image.get("DeprecationTime"),
+        }
+
+    def planned_new_state(self) -> dict[str, Any]:
+        """What check mode expects a new image to look like."""
+        deprecation = self.wanted_deprecation(None)
+        return {
+            "image_id": None,
+            "name": self.name,
+            "tags": self.params["tags"] or {},
+            "snapshot_tags": self.wanted_snapshot_tags() or {},
+            "launch_permissions": [{k: v} for k, v in sorted(self.wanted_launch or set())],
+            "snapshot_create_volume_permissions": self.wanted_volume_permissions() or [],
+            "imds_support": self.params["imds_support"],
+            "deprecation_time": deprecation,
+        }
+
+    def converge(self, image: dict[str, Any]) -> dict[str, Any]:
+        """Bring an image's attributes, tags and permissions to the requested state; returns it re-read if changed."""
+        params = self.params
+        check = self.module.check_mode
+        image_id = image["ImageId"]
+        touched = False
+        touched |= apply_tags(self.client, [image_id], tags_to_dict(image.get("Tags")), params["tags"], params["purge_tags"], check)
+        snaps = describe_snapshots(self.client, snapshot_ids(image))
+        touched |= apply_snapshot_tags(self.client, snaps, self.wanted_snapshot_tags(), params["purge_tags"], check)
+        if params["imds_support"] and image.get("ImdsSupport") != params["imds_support"]:
+            touched = True
+            if not check:
+                self.client.modify_image_attribute(ImageId=image_id, ImdsSupport={"Value": params["imds_support"]}, aws_retry=True)
+        deprecation = self.wanted_deprecation(image.get("DeprecationTime"))
+        if deprecation:
+            touched = True
+            if not check:
+                self.client.enable_image_deprecation(ImageId=image_id, DeprecateAt=deprecation, aws_retry=True)
+        add, remove = permission_changes(describe_launch_permissions(self.client, image_id), self.wanted_launch)
+        if add or remove:
+            touched = True
+            if not check:
+                apply_permissions(self.client, image_id, add, remove)
+        touched |= apply_volume_permissions(self.client, [s["SnapshotId"] for s in snaps], self.wanted_volume_permissions(), check)
+        if touched:
+            self.changed = True
+            if not check:
+                return self.describe(image_id)
+        return image
+
+    def result(self, image: Optional[dict[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "changed": self.changed,
+            "image_id": image["ImageId"] if image else None,
+            "image": image_result(image, describe_launch_permissions(self.client, image["ImageId"])) if image else None,
+            "replaced_image_id": self.replaced_image_id,
+            "deleted_snapshots": self.deleted_snapshots,
+        }
+        if self.module._diff:
+            result["diff"] = {"before": self.before, "after": self.after}
+        return result
+
+    def run(self) -> dict[str, Any]:
+        self.check_input()
+        self.client = aws_client(self.module)
+        check = self.module.check_mode
+        diff = self.module._diff
+        existing = find_own_image_by_name(self.client, self.name)
+        if existing and existing.get("State") in IMAGE_FAILED_STATES and not self.params["force"]:
+            self.fail(f"Image {existing['ImageId']} named {self.name!r} is in state {existing['State']}: use force: true to replace it.")
+        if existing and not self.params["force"]:
+            if diff:
+                self.before = self.state_of(existing)
+            if existing.get("State") == "pending" and self.params["wait"] and not check:
+                existing = self.wait_available(existing["ImageId"])
+            image = self.converge(existing)
+            if diff:
+                self.after = self.state_of(image) if not check else self.predicted(self.before)
+            return self.result(image)
+
+        self.check_instance()
+        self.changed = True
+        if diff and existing:
+            self.before = self.state_of(existing)
+        if check:
+            if existing:
+                self.replaced_image_id = existing["ImageId"]
+                self.deleted_snapshots = []
+            self.after = self.planned_new_state() if diff else {}
+            return self.result(None)
+        if existing:
+            self.replaced_image_id = existing["ImageId"]
+            self.deleted_snapshots, _kept = deregister_image(self.client, existing, delete_snapshots=True)
+        image_id = self.create()
+        image = self.wait_available(image_id) if self.params["wait"] else self.describe_pending(image_id)
+        image = self.converge(image) if image else image
+        if diff:
+            self.after = self.state_of(image) if image else self.planned_new_state()
+        return self.result(image)
+
+    def describe_pending(self, image_id: str) -> Optional[dict[str, Any]]:
+        try:
+            return self.describe(image_id)
+        except ClientError as e:
+            # Just created and not visible yet: report the id alone.
+            if error_code(e) in IMAGE_NOT_FOUND:
+                return None
+            raise
+
+    def predicted(self, before: dict[str, Any]) -> dict[str, Any]:
+        """In check mode, the existing image's state once converged."""
+        after = dict(before)
+        params = self.params
+        if params["tags"] is not None:
+            to_set, to_remove = tag_changes(before.get("tags", {}), params["tags"], params["purge_tags"])
+            after["tags"] = {k: v for k, v in {**before.get("tags", {}), **to_set}.items() if k not in to_remove}
+        wanted_snap = self.wanted_snapshot_tags()
+        if wanted_snap is not None:
+            new_snap_tags = {}
+            for snap, tags in before.get("snapshot_tags", {}).items():
+                to_set, to_remove = tag_changes(tags, wanted_snap, params["purge_tags"])
+                new_snap_tags[snap] = {k: v for k, v in {**tags, **to_set}.items() if k not in to_remove}
+            after["snapshot_tags"] = new_snap_tags
+        if self.wanted_launch is not None:
+            after["launch_permissions"] = [{k: v} for k, v in sorted(self.wanted_launch)]
+        volume = self.wanted_volume_permissions()
+        if volume is not None:
+            after["snapshot_create_volume_permissions"] = {s: sorted(volume) for s in before.get("snapshot_create_volume_permissions", {})}
+        if params["imds_support"]:
+            after["imds_support"] = params["imds_support"]
+        deprecation = self.wanted_deprecation(before.get("deprecation_time"))
+        if deprecation:
+            after["deprecation_time"] = deprecation
+        return after
+
+
+def main() -> None:
+    module = AnsibleAWSModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[("deprecate_at", "deprecate_in")],
+        supports_check_mode=True,
+    )
+    creator = ImageCreator(module)
+    try:
+        module.exit_json(**creator.run())
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json(msg=f"Could not create or update the AMI {creator.name!r} in {creator.region}: {aws_error_message(e)}.")
+    except RuntimeError as e:
+        module.fail_json(msg=f"{e}.")
+
+
+if __name__ == "__main__":
+    main()
