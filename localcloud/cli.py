@@ -24,7 +24,7 @@ class CloudError(RuntimeError):
     """One sentence for the user; the command exits non-zero."""
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -44,7 +44,7 @@ def read_pid(state_dir: Path) -> int | None:
         pid = int((state_dir / PID_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def read_endpoint(state_dir: Path) -> dict[str, Any] | None:
@@ -120,7 +120,7 @@ def stop(state_dir: Path, timeout: float = STOP_TIMEOUT) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return True
         time.sleep(0.1)
     raise CloudError(f"the local cloud (pid {pid}) did not stop within {timeout:.0f} s")

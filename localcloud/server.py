@@ -128,7 +128,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def env_lines(env: dict[str, str]) -> str:
-    return "".join(f"export {key}={value}\n" for key, value in env.items())
+    import shlex
+
+    return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))
 
 
 def _base_image_name(base_layer: str) -> str:
