@@ -103,6 +103,12 @@ def drop_capabilities() -> None:
 
 def main() -> None:
     config = json.loads(open(sys.argv[1]).read())
+    # The console gets this boot and the instance's own output; unshare's messages stay in runtime.log.
+    console = os.open(config["console"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.dup2(console, 1)
+    os.dup2(console, 2)
+    os.close(console)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
     # /proc is still the host's here, so this is our pid as the host sees it.
     with open(config["pid_file"], "w") as handle:
         handle.write(os.readlink("/proc/self"))

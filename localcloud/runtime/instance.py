@@ -3,7 +3,8 @@
 
 instances/<id>/ holds record.json (address, user, layers), upper/ and upper-usr/ (its
 writable layers, for / and /usr), overlay work dirs, seed/ (first-boot input, read-only
-inside), connect/ (Instance Connect keys), console.log and sshd.log. Every record lives on
+inside), connect/ (Instance Connect keys), console.log, sshd.log and runtime.log (what the
+host-side unshare says). Every record lives on
 disk, so another process (the CLI's stop) can find and stop instances too.
 """
 from __future__ import annotations
@@ -105,6 +106,7 @@ class Instance:
             "seed": str(self.dir / "seed"),
             "connect": str(self.dir / "connect"),
             "sshd_log": str(self.dir / "sshd.log"),
+            "console": str(self.dir / "console.log"),
             "hostname": record.hostname,
             "init_env": {"id": record.id, "ip": record.ip, "port": record.port, "user": record.user},
         }
@@ -113,9 +115,9 @@ class Instance:
             "/usr/bin/unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child",
             "--propagation", "private", HOST_PYTHON, "-I", str(BOOT_SCRIPT), str(self.dir / "boot.json"),
         ]
-        with (self.dir / "console.log").open("ab") as console:
+        with (self.dir / "runtime.log").open("ab") as log:
             self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=self.state_dir, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, start_new_session=True,
             )
         started = procs.start_time(self._process.pid)

@@ -20,7 +20,7 @@ RSA_BITS = 3072
 class KeyPool:
     """A directory of unused RSA host key pairs, refilled by one background thread."""
 
-    def __init__(self, root: Path, size: int = 4) -> None:
+    def __init__(self, root: Path, size: int = 8) -> None:
         self.root = root
         self.size = size
         self._lock = threading.Lock()

@@ -305,3 +305,77 @@ def test_check_host_names_what_is_missing(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                             check=False)
     assert "needs root" in result.stdout, result.stdout + result.stderr
+
+
+def _listening(addresses: set[str]) -> set[str]:
+    """Which of the addresses have a TCP listener, from /proc/net/tcp."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        hex_ip = local.split(":")[0]
+        ip = ".".join(str(int(hex_ip[i:i + 2], 16)) for i in (6, 4, 2, 0))
+        if state == "0A" and ip in addresses:
+            found.add(ip)
+    return found
+
+
+def _namespace_holders(links: set[str]) -> list[int]:
+    holders = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            for kind in ("pid", "mnt"):
+                try:
+                    if os.readlink(f"/proc/{entry.name}/ns/{kind}") in links:
+                        holders.append(int(entry.name))
+                except OSError:
+                    continue
+    return holders
+
+
+def test_eight_instances_at_once_then_shutdown_leaves_nothing(tmp_path: Path) -> None:
+    rt = Runtime(tmp_path / "cloud")
+    base = rt.ensure_base_layer()
+    pkey, public, _ = new_key()
+    ids = [f"i-scale{n:02d}" for n in range(8)]
+    addresses = {rt.launch(instance_id, [base], authorized_keys=[public]) for instance_id in ids}
+    assert len(addresses) == 8
+    for instance_id in ids:
+        assert rt.wait_ready(instance_id, BOOT_TIMEOUT), rt.console_output(instance_id)
+    hostnames = {ok(rt.address(i), pkey, "sudo -n hostname").strip() for i in ids}
+    assert len(hostnames) == 8
+    namespaces: set[str] = set()
+    init_pids = []
+    for instance_id in ids:
+        init = int((rt.state_dir / "instances" / instance_id / "pid1").read_text())
+        init_pids.append(init)
+        namespaces |= {os.readlink(f"/proc/{init}/ns/pid"), os.readlink(f"/proc/{init}/ns/mnt")}
+    assert _listening(addresses) == addresses
+    assert _namespace_holders(namespaces)
+
+    # The CLI stops the cloud from another process: it finds the instances from their records alone.
+    stopper = subprocess.run(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from localcloud.runtime import Runtime;"
+                               " Runtime(Path(sys.argv[1])).shutdown()", str(rt.state_dir)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, check=False,
+    )
+    assert stopper.returncode == 0, stopper.stderr
+    rt.shutdown()
+    assert _namespace_holders(namespaces) == []
+    assert all(not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+               for pid in init_pids)
+    assert _listening(addresses) == set()
+    assert all(port_is_free(address, 22) for address in addresses)
+    state = str(rt.state_dir)
+    mounts = [line for entry in os.scandir("/proc") if entry.name.isdigit()
+              for line in _read(f"/proc/{entry.name}/mountinfo").splitlines() if state in line]
+    assert mounts == []
+    leftovers = [entry.name for entry in os.scandir("/proc")
+                 if entry.name.isdigit() and state in _read(f"/proc/{entry.name}/cmdline").replace("\0", " ")]
+    assert leftovers == []
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
