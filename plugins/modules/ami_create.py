@@ -742,7 +742,7 @@ def main() -> None:
     try:
         module.exit_json(**creator.run())
     except (BotoCoreError, ClientError) as e:
-        module.fail_json(msg=f"Could not create or update the AMI {creator.name!r} in {creator.region}: {aws_error_message(e)}.")
+        module.fail_json(msg=f"Could not create or update the AMI {creator.name!r} in {creator.region}: {aws_error_message(e).rstrip('.')}.")
     except RuntimeError as e:
         module.fail_json(msg=f"{e}.")
 
