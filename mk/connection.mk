@@ -1,0 +1,23 @@
+# bakery.ami.paramiko: a real OpenSSH sshd for its tests, and the same suite on ansible-core 2.21.
+DEB_PACKAGES += openssh-server sudo
+
+PYTHON_2_21 ?= /root/.pyenv/versions/3.13.0/bin/python3.13
+VENV_2_21 := $(CURDIR)/.venv-2.21
+CONNECTION_TESTS := tests/unit/plugins/connection tests/integration/connection
+
+TEST_TARGETS += connection-2.21
+
+.PHONY: connection-2.21 connection-bench
+
+$(VENV_2_21)/.installed: requirements-2.21.txt
+	test -x $(VENV_2_21)/bin/python || $(PYTHON_2_21) -m venv $(VENV_2_21)
+	$(VENV_2_21)/bin/pip install -q -U pip
+	$(VENV_2_21)/bin/pip install -q -r requirements-2.21.txt
+	touch $@
+
+# The connection suite again, on ansible-core 2.21 (which no longer ships a paramiko plugin).
+connection-2.21: $(VENV_2_21)/.installed system-deps
+	PATH=$(VENV_2_21)/bin:$$PATH $(VENV_2_21)/bin/pytest -p no:cacheprovider $(CONNECTION_TESTS)
+
+connection-bench: venv system-deps
+	$(BIN)/python benchmarks/connection.py

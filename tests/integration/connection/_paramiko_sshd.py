@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A real OpenSSH sshd on a loopback address, with its own config, host keys and log."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+USER = "bakery-test"
+OTHER_USER = "bakery-pw"  # sudo to it needs USER's password; su to it needs its own
+PASSWORD = "b4kery-Test-pw"
+
+
+def free_port(address: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+def keygen(path: Path, key_type: str = "ed25519") -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", "", "-f", str(path)], check=True)
+    return path
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+class Sshd:
+    def __init__(self, workdir: Path, address: str, authorized_keys: Path) -> None:
+        self.workdir = workdir
+        self.address = address
+        self.port = free_port(address)
+        self.authorized_keys = authorized_keys
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.host_keys = [keygen(workdir / "host_ed25519"), keygen(workdir / "host_rsa", "rsa")]
+        self.log = workdir / "sshd.log"
+        self.config = workdir / "sshd_config"
+        self.config.write_text("\n".join([
+            f"ListenAddress {address}:{self.port}",
+            *[f"HostKey {key}" for key in self.host_keys],
+            f"PidFile {workdir / 'sshd.pid'}",
+            f"AuthorizedKeysFile {authorized_keys}",
+            "StrictModes no",
+            "UsePAM no",
+            "PasswordAuthentication yes",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin no",
+            f"AllowUsers {USER}",
+            "AllowTcpForwarding yes",
+            "MaxSessions 100",
+            "MaxStartups 100",
+            "LogLevel VERBOSE",
+            "Subsystem sftp /usr/lib/openssh/sftp-server",
+            "",
+        ]))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def host_key_line(self, index: int = 0) -> str:
+        """"keytype base64" of one host key."""
+        return " ".join(Path(f"{self.host_keys[index]}.pub").read_text().split()[:2])
+
+    def known_hosts_line(self, index: int = 0) -> str:
+        return f"[{self.address}]:{self.port} {self.host_key_line(index)}\n"
+
+    def fingerprint(self, index: int = 0) -> str:
+        out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", f"{self.host_keys[index]}.pub"],
+                             check=True, capture_output=True, text=True).stdout
+        return out.split()[1]
+
+    def start(self) -> None:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        log = open(self.log, "ab")
+        self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)], stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"sshd exited: {self.log.read_text()}")
+            try:
+                socket.create_connection((self.address, self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"sshd did not listen on {self.address}:{self.port}")
+
+    def stop(self) -> None:
+        """Stop the listener and every session it forked, as a host reboot would."""
+        if self.process is None:
+            return
+        sessions = _children(self.process.pid)
+        for pid in sessions + [grand for pid in sessions for grand in _children(pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def accepted(self) -> int:
+        """How many SSH logins sshd accepted (VERBOSE logs one line each)."""
+        return sum(1 for line in self.log.read_text(errors="replace").splitlines() if line.startswith(("Accepted publickey", "Accepted password")))
