@@ -82,8 +82,10 @@ def install(ctx: CloudContext) -> None:
     def copy_image_response(self: Any) -> ActionResult:
         params = {
             key: self._get_param(key)
-            for key in ("SourceImageId", "SourceRegion", "Name", "Description", "Encrypted", "KmsKeyId")
+            for key in ("SourceImageId", "SourceRegion", "Name", "Description", "Encrypted", "KmsKeyId",
+                        "CopyImageTags")
         }
+        params["TagSpecifications"] = self._get_param("TagSpecifications", [])
         self.error_on_dryrun()
         image = images.copy_image(_ctx(), self.ec2_backend, originals["copy_image"], params)
         return ActionResult({"ImageId": image.id})

@@ -134,6 +134,14 @@ def copy_image(
     if encrypted:
         ami.ebs_snapshot.encrypted = True
         ami.ebs_snapshot.kms_key_id = key_arn
+    image_specs, snapshot_tags = _split_tag_specifications(params.get("TagSpecifications") or [])
+    if str(params.get("CopyImageTags", "false")).lower() == "true":
+        ami.add_tags({tag["key"]: tag["value"] for tag in source.get_tags()})
+    for spec in image_specs:
+        if spec.get("ResourceType") != "image":
+            raise EC2ClientError("InvalidParameterValue", f"CopyImage cannot tag a {spec.get('ResourceType')}.")
+        ami.add_tags({tag["Key"]: tag.get("Value", "") for tag in spec.get("Tags", [])})
+    ami.ebs_snapshot.add_tags(snapshot_tags)
     _finish_image(ctx, ami, lambda: ctx.settings.copy_latency(target_region), fail=failure == "state")
     return ami
 

@@ -96,6 +96,8 @@ def launch_reservation(
     """Starts every instance of a fresh reservation; on failure removes all of it."""
     launched: list[str] = []
     data = _user_data_bytes(user_data)
+    for instance in reservation.instances:
+        set_state(instance, "pending")
     try:
         for instance in reservation.instances:
             ip = ctx.runtime.launch(
@@ -105,7 +107,6 @@ def launch_reservation(
             _assign_ip(instance, ip)
             record = InstanceRecord(instance.id, backend.region_name, layers, ip)
             ctx.book.add_instance(record)
-            set_state(instance, "pending")
     except Exception as error:
         for instance_id in launched:
             record = ctx.book.instance(instance_id)

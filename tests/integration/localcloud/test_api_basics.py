@@ -80,3 +80,40 @@ def test_control_endpoint_validates_and_reports_settings(cloud: RunningCloud, lo
         urllib.request.urlopen(cloud.endpoint_url + "/_localcloud/nothing", timeout=5)  # noqa: S310
     health = json.loads(urllib.request.urlopen(cloud.endpoint_url + "/_localcloud/health", timeout=5).read())  # noqa: S310
     assert health["pid"] == cloud.pid
+
+
+def test_copy_tags_deprecation_and_encryption_defaults(cloud: RunningCloud) -> None:
+    from localcloud.testing import waiter
+
+    ec2 = cloud.client("ec2", "us-west-2")
+    copy_id = ec2.copy_image(
+        SourceImageId=cloud.base_image_id(), SourceRegion="us-east-1", Name="tagged-copy", Encrypted=True,
+        TagSpecifications=[
+            {"ResourceType": "image", "Tags": [{"Key": "team", "Value": "bakery"}]},
+            {"ResourceType": "snapshot", "Tags": [{"Key": "team", "Value": "bakery-snap"}]},
+        ],
+    )["ImageId"]
+    waiter(ec2, "image_available", ImageIds=[copy_id])
+    image = ec2.describe_images(ImageIds=[copy_id])["Images"][0]
+    assert image["Tags"] == [{"Key": "team", "Value": "bakery"}]
+    ebs = image["BlockDeviceMappings"][0]["Ebs"]
+    snapshot = ec2.describe_snapshots(SnapshotIds=[ebs["SnapshotId"]])["Snapshots"][0]
+    assert snapshot["Tags"] == [{"Key": "team", "Value": "bakery-snap"}]
+    assert snapshot["Encrypted"] is True and ":us-west-2:" in snapshot["KmsKeyId"]
+    assert ebs["Encrypted"] is True
+
+    assert "DeprecationTime" not in image
+    ec2.enable_image_deprecation(ImageId=copy_id, DeprecateAt="2031-05-06T07:08:40Z")
+    assert ec2.describe_images(ImageIds=[copy_id])["Images"][0]["DeprecationTime"] == "2031-05-06T07:09:00.000Z"
+    ec2.disable_image_deprecation(ImageId=copy_id)
+    assert "DeprecationTime" not in ec2.describe_images(ImageIds=[copy_id])["Images"][0]
+    assert _error_code(ec2.enable_image_deprecation, ImageId="ami-0000000000000dead", DeprecateAt="2031-01-01T00:00:00Z") == (
+        "InvalidAMIID.NotFound"
+    )
+    assert _error_code(ec2.copy_image, SourceImageId=copy_id, SourceRegion="us-west-2", Name="tagged-copy") == (
+        "InvalidAMIName.Duplicate"
+    )
+    assert _error_code(ec2.deregister_image, ImageId=cloud.base_image_id("us-west-2")) == "AuthFailure"
+    ec2.deregister_image(ImageId=copy_id)
+    ec2.delete_snapshot(SnapshotId=ebs["SnapshotId"])
+    assert _error_code(ec2.describe_snapshots, SnapshotIds=[ebs["SnapshotId"]]) == "InvalidSnapshot.NotFound"
