@@ -27,7 +27,7 @@ from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions imp
     describe_launch_permissions,
     permission_changes,
 )
-from ansible_collections.bakery.ami.plugins.module_utils._retry import error_code
+from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message, error_code
 from ansible_collections.bakery.ami.plugins.module_utils._tags import tag_changes, tags_to_dict
 from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitError, Waiter
 
@@ -62,15 +62,6 @@ class RegionOutcome:
     changed: bool = False
     error: Optional[str] = None
     launch_permissions: list[dict[str, str]] = field(default_factory=list)
-
-
-def describe_error(error: BaseException) -> str:
-    """An AWS error as 'Code: message' (or the exception text for anything else)."""
-    response: Any = getattr(error, "response", None)
-    if isinstance(response, dict) and response.get("Error"):
-        err = response["Error"]
-        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
-    return str(error) or type(error).__name__
 
 
 def in_parallel(regions: list[str], work: Callable[[str], T]) -> dict[str, T]:
@@ -126,7 +117,7 @@ class CopyEngine:
                 return outcome
             outcome.image = {"ImageId": self.copy(plan), "State": "pending"}
         except Exception as e:  # botocore errors; reported per region
-            outcome.error = describe_error(e)
+            outcome.error = aws_error_message(e)
         return outcome
 
     def copy(self, plan: RegionPlan) -> str:
@@ -216,7 +207,7 @@ class CopyEngine:
         except WaitError as e:
             outcome.error = str(e)
         except Exception as e:  # botocore errors; reported per region
-            outcome.error = describe_error(e)
+            outcome.error = aws_error_message(e)
         return outcome
 
     def run(self, plans: list[RegionPlan], wait: bool, check_mode: bool) -> dict[str, RegionOutcome]:
@@ -245,7 +236,7 @@ class CopyEngine:
                 image = outcome.image
             deregister_image(client, image, delete_snapshots=True)
         except Exception as e:  # botocore errors
-            return describe_error(e)
+            return aws_error_message(e)
         return None
 
     def rollback_all(self, outcomes: list[RegionOutcome]) -> dict[str, Optional[str]]:

@@ -260,8 +260,8 @@ from typing import Any, Optional
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.bakery.ami.plugins.module_utils._bake_tags import COPY_SOURCE_TAG, copy_source_value
-from ansible_collections.bakery.ami.plugins.module_utils._client import aws_client
-from ansible_collections.bakery.ami.plugins.module_utils._copy import CopyEngine, RegionOutcome, RegionPlan, describe_error
+from ansible_collections.bakery.ami.plugins.module_utils._client import aws_clients
+from ansible_collections.bakery.ami.plugins.module_utils._copy import CopyEngine, RegionOutcome, RegionPlan
 from ansible_collections.bakery.ami.plugins.module_utils._images import ami_name_problem, describe_image, image_result
 from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions import (
     LAUNCH_PERMISSIONS_SPEC,
@@ -269,6 +269,7 @@ from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions imp
     wanted_permissions,
 )
 from ansible_collections.bakery.ami.plugins.module_utils._regions import unknown_regions
+from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message
 from ansible_collections.bakery.ami.plugins.module_utils._tags import tags_to_dict
 
 
@@ -306,21 +307,21 @@ class AmiCopy:
         if public_requested(self.params["launch_permissions"]) and not self.params["allow_public"]:
             raise BadInput("launch_permissions.group_names [all] makes every copy public: set allow_public: true to allow it.")
 
-    def source_image(self, source_region: str) -> dict[str, Any]:
+    def source_image(self, client: Any, source_region: str) -> dict[str, Any]:
         image_id = self.params["source_image_id"]
-        image = describe_image(aws_client(self.module, "ec2", source_region), image_id)
+        image = describe_image(client, image_id)
         if image is None or image.get("State") == "deregistered":
             raise BadInput(f"The source image {image_id} was not found in {source_region}: check source_image_id and source_region.")
         if image.get("State") != "available":
             raise BadInput(f"The source image {image_id} in {source_region} is {image.get('State')}: only an available image can be copied.")
         return image
 
-    def check_kms_key(self, region: str, key_id: str) -> None:
+    def check_kms_key(self, kms: Any, region: str, key_id: str) -> None:
         """KMS DescribeKey in the target region: the key must exist there, be enabled and encrypt."""
         try:
-            meta = aws_client(self.module, "kms", region).describe_key(KeyId=key_id, aws_retry=True)["KeyMetadata"]
+            meta = kms.describe_key(KeyId=key_id, aws_retry=True)["KeyMetadata"]
         except Exception as e:  # botocore errors
-            raise BadInput(f"The KMS key {key_id} is not usable in {region} ({describe_error(e)}): give a key of that region.") from e
+            raise BadInput(f"The KMS key {key_id} is not usable in {region} ({aws_error_message(e)}): give a key of that region.") from e
         if meta.get("KeyState") != "Enabled" or meta.get("KeyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT":
             raise BadInput(
                 f"The KMS key {key_id} is not usable in {region}: it is {meta.get('KeyState')} with usage {meta.get('KeyUsage')}."
@@ -364,18 +365,20 @@ class AmiCopy:
         regions = self.target_regions()
         try:
             self.check_input(source_region, regions)
-            source = self.source_image(source_region)
+            clients = aws_clients(self.module, "ec2", list(dict.fromkeys([source_region] + regions)))
+            source = self.source_image(clients[source_region], source_region)
             plans = self.plans(source, source_region, regions)
-            for plan in plans:
-                if plan.kms_key_id:
-                    self.check_kms_key(plan.region, plan.kms_key_id)
+            with_keys = [plan for plan in plans if plan.kms_key_id]
+            kms = aws_clients(self.module, "kms", [plan.region for plan in with_keys])
+            for plan in with_keys:
+                self.check_kms_key(kms[plan.region], plan.region, str(plan.kms_key_id))
         except BadInput as e:
             self.module.fail_json(msg=str(e))
         except Exception as e:  # botocore errors while reading the source image
             self.module.fail_json_aws(e, msg=f"Could not read the source image {self.params['source_image_id']} in {source_region}")
         engine = CopyEngine(
             # Clients are made here, one per region, because making them is not thread-safe.
-            {region: aws_client(self.module, "ec2", region) for region in regions},
+            {region: clients[region] for region in regions},
             source_region,
             self.params["source_image_id"],
             wanted_permissions(self.params["launch_permissions"]),

@@ -316,10 +316,10 @@ def stubbed(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[tup
         stubs[(service, region)] = Stubber(raw)
         clients[(service, region)] = RetryingBotoClientWrapper(raw, RETRY)
 
-    def fake_client(module: Any, service: str = "ec2", region: str | None = None) -> Any:
-        return clients[(service, region or SOURCE_REGION)]
+    def fake_clients(module: Any, service: str, regions: list[str]) -> dict[str, Any]:
+        return {region: clients[(service, region)] for region in regions}
 
-    monkeypatch.setattr(ami_copy, "aws_client", fake_client)
+    monkeypatch.setattr(ami_copy, "aws_clients", fake_clients)
     for stub in stubs.values():
         stub.activate()
     yield stubs
