@@ -71,7 +71,8 @@ _next_address = iter(range(2, 250))
 
 
 def make_sshd(keys: Keys, name: str) -> Sshd:
-    return Sshd(keys.dir / name, f"127.66.0.{next(_next_address)}", keys.authorized)
+    address = f"127.66.0.{next(_next_address)}"
+    return Sshd(keys.dir / f"{name}-{address}", address, keys.authorized)
 
 
 @pytest.fixture
