@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
+import stat
+import subprocess
+import uuid
 from pathlib import Path
 
 from localcloud.runtime.errors import RuntimeFailure
@@ -40,6 +44,7 @@ def check_host(state_dir: Path, ssh_port: int) -> None:
     if forbidden & set(str(state_dir.resolve())):
         raise RuntimeFailure(f"The state directory {state_dir} contains ':' ',' or a newline, which overlayfs options cannot carry.")
     _check_port(ssh_port)
+    _check_overlay_upper(state_dir)
 
 
 def _overlay_available() -> bool:
@@ -66,3 +71,31 @@ def _check_port(port: int) -> None:
         raise RuntimeFailure(f"Cannot bind a loopback address on port {port}: {exc.strerror}.") from None
     finally:
         probe.close()
+
+
+def _check_overlay_upper(state_dir: Path) -> None:
+    """Mount a tiny overlay (in a throwaway mount namespace) with its upper dir in state_dir and delete a file."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    probe = state_dir / f".overlay-probe-{uuid.uuid4().hex}"
+    try:
+        for sub in ("lower", "upper", "work", "merged"):
+            (probe / sub).mkdir(parents=True)
+        (probe / "lower" / "file").write_text("probe\n")
+        script = (f"mount -t overlay overlay -o lowerdir={probe}/lower,upperdir={probe}/upper,workdir={probe}/work,"
+                  f"redirect_dir=off,index=off,metacopy=off {probe}/merged && rm {probe}/merged/file")
+        result = subprocess.run(["/usr/bin/unshare", "--mount", "/bin/sh", "-c", script],
+                                capture_output=True, text=True, check=False)
+        whiteout = probe / "upper" / "file"
+        if result.returncode != 0 or not stat.S_ISCHR(os.lstat(whiteout).st_mode):
+            detail = "mounting an overlay there failed" if result.returncode else "deleting a file left no whiteout"
+            raise RuntimeFailure(
+                f"overlayfs cannot keep instance changes in {state_dir} ({detail}); "
+                f"put the local cloud's state on a local filesystem such as ext4, xfs or tmpfs."
+            )
+    except FileNotFoundError:
+        raise RuntimeFailure(
+            f"overlayfs cannot keep instance changes in {state_dir} (deleting a file left no whiteout); "
+            f"put the local cloud's state on a local filesystem such as ext4, xfs or tmpfs."
+        ) from None
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)

@@ -386,3 +386,17 @@ def _read(path: str) -> str:
         return Path(path).read_text()
     except OSError:
         return ""
+
+
+def test_check_host_refuses_state_on_overlayfs(tmp_path: Path) -> None:
+    """overlayfs cannot be an upper layer: a state directory there is refused up front, in one sentence."""
+    code = ("import sys; from pathlib import Path; from localcloud.runtime import Runtime, RuntimeFailure\n"
+            "try:\n    Runtime(Path(sys.argv[1])).check_host()\nexcept RuntimeFailure as exc:\n    print(exc)\n")
+    for sub in ("lower", "upper", "work", "merged"):
+        (tmp_path / sub).mkdir()
+    script = (f"mount -t overlay overlay -o lowerdir={tmp_path}/lower,upperdir={tmp_path}/upper,"
+              f"workdir={tmp_path}/work {tmp_path}/merged && exec \"$0\" -c \"$1\" {tmp_path}/merged/state")
+    result = subprocess.run(["unshare", "--mount", "sh", "-c", script, sys.executable, code], capture_output=True,
+                            text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+    assert "overlayfs cannot keep instance changes" in result.stdout, result.stdout + result.stderr
+    assert len(result.stdout.strip().splitlines()) == 1
