@@ -173,6 +173,7 @@ class LayerStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._lock = threading.Lock()
+        self._sizes: dict[str, int] = {}  # layers never change, so their sizes do not either
         root.mkdir(parents=True, exist_ok=True)
 
     def path(self, layer_id: str) -> Path:
@@ -208,13 +209,16 @@ class LayerStore:
         return layer_id
 
     def size(self, layer_id: str) -> int:
-        return disk_usage(self.path(layer_id))
+        path = self.path(layer_id)
+        if layer_id not in self._sizes:
+            self._sizes[layer_id] = disk_usage(path)
+        return self._sizes[layer_id]
 
     def remove(self, layer_id: str) -> int:
-        path = self.path(layer_id)
-        freed = disk_usage(path)
+        freed = self.size(layer_id)
         with self._lock:
-            remove_tree(path)
+            remove_tree(self.path(layer_id))
+            self._sizes.pop(layer_id, None)
         return freed
 
     def discard_staging(self) -> None:

@@ -41,6 +41,7 @@ class Runtime:
     def ensure_base_layer(self) -> str:
         self.keypool.refill()
         with self._lock:
+            self.store.discard_staging()
             return base.ensure_base_layer(self.store, self.state_dir / "base-layer.json")
 
     def layer_size(self, layer_id: str) -> int:
