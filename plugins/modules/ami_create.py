@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # SPDX-License-Identifier: GPL-3.0-or-later
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright: contributors to bakery.ami
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: ami_create
 short_description: Create an AMI from an instance, idempotently by name
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Images an EC2 instance into an Amazon Machine Image (AMI) and waits until it is available, reporting snapshot progress on a timeout.
   - Idempotent by name in the account and region. When the account already owns an image with O(name),
@@ -19,7 +20,7 @@ description:
   - The AMI name is checked against EC2's rules, and the instance is checked to exist and not be terminated,
     before any call that changes anything.
 author:
-  - bakery.ami contributors
+  - bakery.ami contributors (!UNKNOWN)
 options:
   instance_id:
     description:
@@ -468,7 +469,11 @@ class ImageCreator:
             self.fail(f"Invalid launch_permissions.group_names {others!r}: the only group EC2 knows is 'all'.")
         if public_requested(launch) and not params["allow_public"]:
             self.fail("launch_permissions.group_names 'all' would make the image public: set allow_public: true to allow it.")
-        for key, ids in (("launch_permissions.user_ids", launch.get("user_ids")), ("snapshot_create_volume_permissions", params["snapshot_create_volume_permissions"])):
+        account_lists = (
+            ("launch_permissions.user_ids", launch.get("user_ids")),
+            ("snapshot_create_volume_permissions", params["snapshot_create_volume_permissions"]),
+        )
+        for key, ids in account_lists:
             bad = [i for i in ids or [] if not (str(i).isdigit() and len(str(i)) == 12)]
             if bad:
                 self.fail(f"Invalid {key} {bad!r}: AWS account ids are 12 digits.")

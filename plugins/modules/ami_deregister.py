@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # SPDX-License-Identifier: GPL-3.0-or-later
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright: contributors to bakery.ami
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: ami_deregister
 short_description: Deregister AMIs by id, name or filters, with retention, and delete their snapshots
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Selects images by O(image_ids), by O(name) or by O(filters), in one or several O(regions),
     among the images of O(owners) (the account itself by default).
@@ -18,7 +19,7 @@ description:
   - An image used by an instance (pending, running, stopping or stopped) is skipped and reported, unless O(include_in_use=true).
   - In check mode the result lists exactly the images and snapshots that would go.
 author:
-  - bakery.ami contributors
+  - bakery.ami contributors (!UNKNOWN)
 options:
   image_ids:
     description:
@@ -33,7 +34,7 @@ options:
     type: str
   filters:
     description:
-      - EC2 DescribeImages filters, such as C({"tag:role": "web"}). A value may be a string or a list of strings.
+      - EC2 DescribeImages filters, a dict such as C(tag:role) with value C(web). A value may be a string or a list of strings.
     type: dict
   owners:
     description:
@@ -53,9 +54,9 @@ options:
     type: int
   group_by:
     description:
-      - How O(keep_latest) groups the images. C(tag:KEY) groups them by the value of tag KEY (images without it form one group);
-        C(name_prefix) groups them by name with its trailing version removed (the final run of digits and the separators
-        C(- _ . : T Z) among them), so C(web-2027-01-31) and C(web-2027-02-28) are one group C(web).
+      - How O(keep_latest) groups the images. C(tag:KEY) groups them by the value of tag KEY (images without it form one group).
+      - C(name_prefix) groups them by name with its trailing version removed (the final run of digits, with any of the
+        characters C(-), C(_), C(.), C(:), C(T) and C(Z) among them), so C(web-2027-01-31) and C(web-2027-02-28) are one group C(web).
       - By default all the selected images of a region form one group.
     type: str
   older_than:
@@ -348,7 +349,8 @@ class ImagePruner:
             self.prune_region(region)
         for image_id in self.params["image_ids"] or []:
             if image_id not in self.found_ids:
-                self.skipped.append({"image_id": image_id, "region": None, "reason": f"not found among the images of {', '.join(self.params['owners'])} in {', '.join(self.regions)}"})
+                owners, regions = ", ".join(self.params["owners"]), ", ".join(self.regions)
+                self.skipped.append({"image_id": image_id, "region": None, "reason": f"not found among the images of {owners} in {regions}"})
         result = {"changed": any(self.deregistered.values()), **self.summary()}
         if self.module._diff:
             result["diff"] = {"before": {"images": self.before}, "after": {"images": self.after}}

@@ -57,7 +57,9 @@ def scripted(*steps: Any) -> Any:
 def test_waiter_backs_off_and_retries_throttling() -> None:
     fake = FakeTime()
     describe = scripted(client_error("RequestLimitExceeded"), {"state": "pending"}, client_error("Throttling"), {"state": "available"})
-    waiter = Waiter(describe, lambda s: s["state"] == "available", what="image", timeout=600, delay=2, backoff=2, max_delay=8, clock=fake.clock, sleep=fake.sleep)
+    waiter = Waiter(
+        describe, lambda s: s["state"] == "available", what="image", timeout=600, delay=2, backoff=2, max_delay=8, clock=fake.clock, sleep=fake.sleep
+    )
     assert waiter.wait() == {"state": "available"}
     assert waiter.throttled == 2 and waiter.polls == 4
     # Full jitter within a growing ceiling: 2, 4, 8.
@@ -78,7 +80,13 @@ def test_waiter_timeout_keeps_last_progress() -> None:
     fake = FakeTime()
     describe = scripted({"progress": "10%"}, {"progress": "55%"}, client_error("RequestLimitExceeded"), {"progress": None})
     waiter = Waiter(
-        describe, lambda s: False, what="image", timeout=30, progress=lambda s: s["progress"] and f"snapshot {s['progress']}", clock=fake.clock, sleep=fake.sleep
+        describe,
+        lambda s: False,
+        what="image",
+        timeout=30,
+        progress=lambda s: s["progress"] and f"snapshot {s['progress']}",
+        clock=fake.clock,
+        sleep=fake.sleep,
     )
     with pytest.raises(WaitTimeout) as info:
         waiter.wait()
@@ -223,7 +231,7 @@ def test_delete_snapshot_retries_in_use(stubbed_ec2: tuple[Any, Stubber]) -> Non
 
 def test_delete_snapshot_gives_up_after_attempts(stubbed_ec2: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed_ec2
-    for _ in range(3):
+    for _attempt in range(3):
         stubber.add_client_error("delete_snapshot", "InvalidSnapshot.InUse")
     fake = FakeTime()
     with stubber, pytest.raises(ClientError):

@@ -347,7 +347,7 @@ def test_wait_timeout_reports_snapshot_progress(aws_env: None, monkeypatch: pyte
     with StubbedEC2(monkeypatch) as ec2:
         queue_lookup_and_instance(ec2)
         ec2.add("create_image", {"ImageId": IMAGE_ID})
-        for _ in range(8):
+        for _poll in range(8):
             ec2.add("describe_images", {"Images": [image("pending")]})
             ec2.add("describe_snapshots", {"Snapshots": [snapshot("40%")]})
             ec2.error("describe_images", "RequestLimitExceeded")
@@ -362,7 +362,7 @@ def test_throttling_until_timeout_is_never_success(aws_env: None, monkeypatch: p
     with StubbedEC2(monkeypatch) as ec2:
         queue_lookup_and_instance(ec2)
         ec2.add("create_image", {"ImageId": IMAGE_ID})
-        for _ in range(30):
+        for _poll in range(30):
             ec2.error("describe_images", "RequestLimitExceeded")
         result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "wait_timeout": 60})
     assert result["failed"] is True and "Timed out" in result["msg"], result
