@@ -69,9 +69,18 @@ mkdir -p -m 755 /run/sshd /run/lock
 if [ "$run_user_script" = yes ]; then
     (/var/lib/cloud/instance/scripts/part-001 2>&1 | tee -a /var/log/cloud-init-output.log) 3>&- &
 fi
-echo "localcloud-init: starting sshd on $LOCALCLOUD_IP:$LOCALCLOUD_PORT"
-exec /usr/sbin/sshd -D -e \
-    -o "ListenAddress=$LOCALCLOUD_IP:$LOCALCLOUD_PORT" \
+set -- -o "ListenAddress=$LOCALCLOUD_IP:$LOCALCLOUD_PORT" \
     -o "AuthorizedKeysCommand=/usr/lib/localcloud/instance-connect-keys %u" \
     -o "AuthorizedKeysCommandUser=nobody" \
-    -o "PidFile=none" 2>&3 3>&-
+    -o "PidFile=none"
+# A broken sshd or sshd_config (say, from a customization) fails the boot here, with the reason on the console.
+if [ ! -x /usr/sbin/sshd ]; then
+    echo "localcloud-init: /usr/sbin/sshd is missing, so this instance cannot accept SSH"
+    exit 1
+fi
+if ! /usr/sbin/sshd -t "$@"; then
+    echo "localcloud-init: sshd rejects its configuration (see above), so this instance cannot accept SSH"
+    exit 1
+fi
+echo "localcloud-init: starting sshd on $LOCALCLOUD_IP:$LOCALCLOUD_PORT"
+exec /usr/sbin/sshd -D -e "$@" 2>&3 3>&-

@@ -99,10 +99,17 @@ class Runtime:
         return ip
 
     def wait_ready(self, instance_id: str, timeout: float) -> bool:
-        return self._instance(instance_id).wait_ready(timeout)
+        """True once sshd answers; False on timeout, a failed boot, or an instance terminated meanwhile."""
+        try:
+            return self._instance(instance_id).wait_ready(timeout)
+        except RuntimeFailure:
+            return False
 
     def is_ready(self, instance_id: str) -> bool:
-        return self._instance(instance_id).is_ready()
+        try:
+            return self._instance(instance_id).is_ready()
+        except RuntimeFailure:
+            return False
 
     def address(self, instance_id: str) -> str:
         return self._instance(instance_id).record.ip

@@ -400,3 +400,21 @@ def test_check_host_refuses_state_on_overlayfs(tmp_path: Path) -> None:
                             text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
     assert "overlayfs cannot keep instance changes" in result.stdout, result.stdout + result.stderr
     assert len(result.stdout.strip().splitlines()) == 1
+
+
+def test_broken_image_fails_boot_and_says_why(runtime: Runtime, base: str, key: Key) -> None:
+    instance_id, ip = boot(runtime, [base], key.public)
+    ok(ip, key.pkey, "sudo -n rm /usr/sbin/sshd")
+    runtime.stop(instance_id)
+    broken = [base, runtime.capture(instance_id)]
+    runtime.terminate(instance_id)
+    assert not runtime.wait_ready(instance_id, 1)
+    assert not runtime.is_ready(instance_id)
+
+    victim = "i-broken-image"
+    runtime.launch(victim, broken, authorized_keys=[key.public])
+    started = time.monotonic()
+    assert not runtime.wait_ready(victim, BOOT_TIMEOUT)
+    assert time.monotonic() - started < BOOT_TIMEOUT, "a boot that died was waited for until the timeout"
+    assert "/usr/sbin/sshd" in runtime.console_output(victim)
+    runtime.terminate(victim)
