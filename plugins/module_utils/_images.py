@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Optional
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import boto3_resource_to_ansible_dict
 
 from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions import describe_launch_permissions
-from ansible_collections.bakery.ami.plugins.module_utils._retry import error_code
+from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY, error_code
 from ansible_collections.bakery.ami.plugins.module_utils._tags import tags_to_dict
 
 # EC2's rule for image names: 3-128 of letters, digits, ( ) [ ] space . / - ' @ _
@@ -46,9 +46,15 @@ def describe_image(client: Any, image_id: str) -> Optional[dict[str, Any]]:
 def find_own_images(client: Any, filters: dict[str, list[str]], owners: Optional[list[str]] = None) -> list[dict[str, Any]]:
     """Images matching `filters` owned by `owners` (the account itself by default)."""
     boto_filters = [{"Name": k, "Values": v} for k, v in filters.items()]
+    return _list_images(client, owners or ["self"], boto_filters)
+
+
+@RETRY
+def _list_images(client: Any, owners: list[str], boto_filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Paginators bypass the retrying client wrapper, so the whole listing is retried instead.
     paginator = client.get_paginator("describe_images")
     images: list[dict[str, Any]] = []
-    for page in paginator.paginate(Owners=owners or ["self"], Filters=boto_filters):
+    for page in paginator.paginate(Owners=owners, Filters=boto_filters):
         images.extend(page["Images"])
     return images
 

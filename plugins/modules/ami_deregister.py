@@ -166,7 +166,7 @@ from ansible_collections.bakery.ami.plugins.module_utils._images import (
     snapshot_used_elsewhere,
 )
 from ansible_collections.bakery.ami.plugins.module_utils._regions import unknown_regions
-from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message
+from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY, aws_error_message
 from ansible_collections.bakery.ami.plugins.module_utils._tags import tags_to_dict
 
 IN_USE_STATES = ["pending", "running", "stopping", "stopped"]
@@ -198,6 +198,14 @@ def name_prefix(name: str) -> str:
 def creation_time(image: dict[str, Any]) -> datetime.datetime:
     when = parse_time(image.get("CreationDate") or "")
     return when or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
+
+@RETRY
+def instances_launched_from(client: Any, image_ids: list[str]) -> list[dict[str, Any]]:
+    """Instances not terminated that were launched from one of `image_ids`; the listing is retried as a whole."""
+    paginator = client.get_paginator("describe_instances")
+    pages = paginator.paginate(Filters=[{"Name": "image-id", "Values": image_ids}, {"Name": "instance-state-name", "Values": IN_USE_STATES}])
+    return [instance for page in pages for reservation in page.get("Reservations", []) for instance in reservation.get("Instances", [])]
 
 
 class ImagePruner:
@@ -284,15 +292,8 @@ class ImagePruner:
         """image id -> (instance id, state) of one instance launched from it."""
         users: dict[str, tuple[str, str]] = {}
         for start in range(0, len(image_ids), FILTER_CHUNK):
-            chunk = image_ids[start:start + FILTER_CHUNK]
-            paginator = client.get_paginator("describe_instances")
-            pages = paginator.paginate(
-                Filters=[{"Name": "image-id", "Values": chunk}, {"Name": "instance-state-name", "Values": IN_USE_STATES}]
-            )
-            for page in pages:
-                for reservation in page.get("Reservations", []):
-                    for instance in reservation.get("Instances", []):
-                        users.setdefault(instance["ImageId"], (instance["InstanceId"], instance.get("State", {}).get("Name", "")))
+            for instance in instances_launched_from(client, image_ids[start:start + FILTER_CHUNK]):
+                users.setdefault(instance["ImageId"], (instance["InstanceId"], instance.get("State", {}).get("Name", "")))
         return users
 
     def prune_region(self, region: str) -> None:

@@ -221,3 +221,22 @@ def test_aws_error_is_one_sentence(aws_env: None, monkeypatch: pytest.MonkeyPatc
     result = run_module(ami_deregister.main, {"name": "web-*"})
     assert result["failed"] is True
     assert result["msg"] == "Could not deregister images in us-east-1: UnauthorizedOperation: You are not authorized."
+
+
+def test_throttled_listing_is_retried(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr("time.sleep", sleeps.append)
+    client = boto3.client("ec2", region_name="us-east-1")
+    stubber = Stubber(client)
+    image = {"ImageId": "ami-0123456789abcdef0", "Name": "web-1", "State": "available", "CreationDate": "2020-01-01T00:00:00.000Z"}
+    stubber.add_client_error("describe_images", service_error_code="RequestLimitExceeded", http_status_code=400)
+    stubber.add_response("describe_images", {"Images": [image]}, {"Owners": ["self"], "Filters": [{"Name": "name", "Values": ["web-*"]}]})
+    stubber.add_client_error("describe_instances", service_error_code="Throttling", http_status_code=400)
+    stubber.add_response("describe_instances", {"Reservations": []})
+    stubber.add_response("describe_images", {"Images": [image]}, {"Owners": ["self"], "Filters": []})
+    stubber.activate()
+    monkeypatch.setattr(ami_deregister, "aws_client", lambda module, service="ec2", region=None: RetryingBotoClientWrapper(client, RETRY))
+    result = run_module(ami_deregister.main, {"name": "web-*"}, check_mode=True)
+    stubber.assert_no_pending_responses()
+    assert result["deregistered"] == {"us-east-1": ["ami-0123456789abcdef0"]}, result.get("msg")
+    assert len(sleeps) == 2
