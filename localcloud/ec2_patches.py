@@ -99,7 +99,12 @@ def install(ctx: CloudContext) -> None:
     def console_output(self: Any) -> ActionResult:
         instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
         ctx = _ctx()
-        text = ctx.runtime.console_output(instance.id) if ctx.book.instance(instance.id) else ""
+        text = ""
+        if ctx.book.instance(instance.id) is not None:
+            try:
+                text = ctx.runtime.console_output(instance.id)
+            except Exception:  # noqa: BLE001 - a terminated instance's console is gone; EC2 answers empty
+                text = ""
         return ActionResult(
             {"InstanceId": instance.id, "Timestamp": utcnow(), "Output": Base64EncodedString.from_raw_string(text)}
         )

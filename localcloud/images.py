@@ -68,7 +68,10 @@ def create_image(
     image_specs, snapshot_tags = _split_tag_specifications(tag_specifications)
     region = backend.region_name
     with record.lock, ctx.layers_lock:
-        layer = ctx.runtime.capture(instance_id)
+        try:
+            layer = ctx.runtime.capture(instance_id)
+        except Exception as error:  # noqa: BLE001 - the runtime's failure becomes EC2's error shape
+            raise EC2ClientError("InternalError", f"Capturing {instance_id} failed: {error}") from error
         layers = (*record.layers, layer)
         ami = moto_create_image(backend, instance_id, name, description, tag_specifications=image_specs)
         ctx.book.set_image(region, ami.id, layers)

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from localcloud.testing import RunningCloud, localcloud_session, localcloud_settings  # noqa: F401
+from localcloud import testing
+from localcloud.testing import RunningCloud
+
+# The shared fixtures: one cloud for the session, and its settings reset around a test.
+localcloud_session = testing.localcloud_session
+localcloud_settings = testing.localcloud_settings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -13,5 +18,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def cloud(localcloud_session: RunningCloud) -> RunningCloud:  # noqa: F811
+def cloud(localcloud_session: RunningCloud) -> RunningCloud:  # pylint: disable=redefined-outer-name
     return localcloud_session

@@ -43,7 +43,7 @@ def test_throttled_calls_are_retried_by_a_standard_client(cloud: RunningCloud, l
         config=Config(retries={"max_attempts": 30, "mode": "standard"}),
     )
     mark = cloud.mark()
-    for _ in range(10):
+    for _attempt in range(10):
         ec2.describe_key_pairs()
     assert cloud.count(action="DescribeKeyPairs", outcome="ok", since=mark) == 10
     assert cloud.count(action="DescribeKeyPairs", outcome="injected", since=mark) > 0
@@ -65,7 +65,7 @@ def test_named_action_fails_always_until_cleared(cloud: RunningCloud, localcloud
     localcloud_settings.update_settings(
         {"faults": {"action_errors": [{"action": "GetParameter", "code": "AccessDeniedException", "times": None}]}}
     )
-    for _ in range(3):
+    for _attempt in range(3):
         with pytest.raises(ClientError) as caught:
             ssm.get_parameter(Name=cloud.base_image_parameter)
         assert _code(caught) == ("AccessDeniedException", 400)
@@ -99,7 +99,7 @@ def test_copy_latency_changed_mid_run_takes_effect(cloud: RunningCloud, localclo
     localcloud_settings.update_settings({"latency": {"copy_pending_regions": {"sa-east-1": 3600}}})
     ec2 = cloud.client("ec2", "sa-east-1")
     image = ec2.copy_image(SourceImageId=cloud.base_image_id(), SourceRegion="us-east-1", Name="slow-copy")["ImageId"]
-    for _ in range(3):
+    for _attempt in range(3):
         assert ec2.describe_images(ImageIds=[image])["Images"][0]["State"] == "pending"
     localcloud_settings.update_settings({"latency": {"copy_pending_regions": {}}})
     waiter(ec2, "image_available", ImageIds=[image])
@@ -114,6 +114,7 @@ def test_instance_pending_and_stopping_latency(cloud: RunningCloud, localcloud_s
     reservation = ec2.run_instances(ImageId=cloud.base_image_id(), MinCount=1, MaxCount=1)
     instance_id = reservation["Instances"][0]["InstanceId"]
     ip = reservation["Instances"][0]["PrivateIpAddress"]
+
     def sshd_accepts() -> bool:
         try:
             socket.create_connection((ip, SSH_PORT), timeout=1).close()
@@ -127,7 +128,7 @@ def test_instance_pending_and_stopping_latency(cloud: RunningCloud, localcloud_s
     localcloud_settings.update_settings({"latency": {"instance_pending": 0, "instance_stopping": 3600}})
     waiter(ec2, "instance_running", InstanceIds=[instance_id])
     ec2.stop_instances(InstanceIds=[instance_id])
-    for _ in range(3):
+    for _attempt in range(3):
         state = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
         assert state == "stopping"
     localcloud_settings.update_settings({"latency": {"instance_stopping": 0}})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import textwrap
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from localcloud.testing import SSH_PORT, launch, new_ed25519, rsa_from_pem, ssh,
 
 def _disk_usage(path: Path) -> int:
     total = 0
-    for root, _, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         for name in files:
             try:
                 total += os.lstat(os.path.join(root, name)).st_blocks * 512
@@ -65,7 +66,7 @@ def test_bake_lifecycle_end_to_end(cloud: RunningCloud) -> None:
 
     # Customise /etc and /usr; the host's own files stay as they were.
     marker = f"/etc/bakery-marker-{tag}"
-    status, _, err = ssh(
+    status, _out, err = ssh(
         builder["PublicIpAddress"], created_key,
         f"echo first > {marker} 2>/dev/null || sudo sh -c 'echo first > {marker}'; sudo touch /usr/bakery-{tag}",
     )
@@ -179,3 +180,36 @@ def test_eight_instances_at_once(cloud: RunningCloud) -> None:
     for address in addresses:
         assert ssh(address, key, "echo ok")[1] == "ok\n"
     _terminate(ec2, [i["InstanceId"] for i in instances])
+
+
+def test_user_data_and_reboot(cloud: RunningCloud) -> None:
+    ec2 = cloud.client("ec2")
+    key, public = new_ed25519()
+    user_data = textwrap.dedent(f"""\
+        #cloud-config
+        ssh_authorized_keys:
+          - {public}
+        """)
+    (instance,) = launch(cloud, ec2, UserData=user_data)
+    ip = instance["PublicIpAddress"]
+    assert ssh(ip, key, "id -un")[1] == "ec2-user\n"
+    script_key, script_public = new_ed25519()
+    (scripted,) = launch(
+        cloud, ec2, UserData=f"#!/bin/sh\necho '{script_public}' >> /home/ec2-user/.ssh/authorized_keys\ntouch /etc/ran-user-data\n"
+    )
+    assert wait_until(
+        lambda: _ssh_or_none(scripted["PublicIpAddress"], script_key, "ls /etc/ran-user-data"), what="the user-data script"
+    ) == "/etc/ran-user-data\n"
+    ec2.reboot_instances(InstanceIds=[instance["InstanceId"]])
+    state = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]["State"]
+    assert state["Name"] == "running"
+    assert wait_until(lambda: _ssh_or_none(ip, key, "uptime -s"), what="ssh after reboot")
+    _terminate(ec2, [instance["InstanceId"], scripted["InstanceId"]])
+
+
+def _ssh_or_none(ip: str, key: Any, command: str) -> str | None:
+    try:
+        status, out, _err = ssh(ip, key, command)
+    except (OSError, paramiko.SSHException):
+        return None
+    return out if status == 0 else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from localcloud.runtime import Runtime, RuntimeFailure
+from localcloud.runtime import Runtime, RuntimeFailure, portmap
 from localcloud.runtime.console import host_keys_from_console
 from localcloud.runtime.netaddr import port_is_free
 
@@ -43,11 +44,12 @@ def new_key() -> Key:
     return Key(paramiko.Ed25519Key.from_private_key(io.StringIO(pem)), public.decode())
 
 
-def run(ip: str, key: paramiko.PKey, command: str, *, user: str = "ec2-user", pty: bool = False) -> tuple[int, str]:
+def run(ip: str, key: paramiko.PKey, command: str, *, user: str = "ec2-user", pty: bool = False,
+        port: int = 22) -> tuple[int, str]:
     """Run command over SSH; (exit status, stdout + stderr)."""
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect(ip, port=22, username=user, pkey=key, timeout=15, allow_agent=False, look_for_keys=False)
+    client.connect(ip, port=port, username=user, pkey=key, timeout=15, allow_agent=False, look_for_keys=False)
     try:
         _stdin, stdout, stderr = client.exec_command(command, timeout=60, get_pty=pty)
         status = stdout.channel.recv_exit_status()
@@ -418,3 +420,34 @@ def test_broken_image_fails_boot_and_says_why(runtime: Runtime, base: str, key: 
     assert time.monotonic() - started < BOOT_TIMEOUT, "a boot that died was waited for until the timeout"
     assert "/usr/sbin/sshd" in runtime.console_output(victim)
     runtime.terminate(victim)
+
+
+def test_port_held_on_every_address_is_forwarded(tmp_path: Path) -> None:
+    """A host service on 0.0.0.0:<port> (the host's sshd, usually on 22) does not keep instances off <address>:<port>."""
+    port = 2200
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind(("0.0.0.0", port))
+    squatter.listen()
+    squatter.setblocking(False)
+    rt = Runtime(tmp_path / "cloud", ssh_port=port)
+    try:
+        rt.check_host()
+        base = rt.ensure_base_layer()
+        login = new_key()
+        ip = rt.launch("i-forwarded", [base], authorized_keys=[login.public])
+        assert rt.wait_ready("i-forwarded", BOOT_TIMEOUT), rt.console_output("i-forwarded")
+        status, output = run(ip, login.pkey, "hostname", port=port)
+        assert status == 0 and output.strip() == "ip-" + ip.replace(".", "-")
+        rt.stop("i-forwarded")
+        rt.start("i-forwarded")
+        assert rt.wait_ready("i-forwarded", BOOT_TIMEOUT)
+        assert run(ip, login.pkey, "true", port=port)[0] == 0
+        with pytest.raises(BlockingIOError):
+            squatter.accept()
+        rt.shutdown()
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
+        assert "localcloud_" + "" not in tables or all(rt.state_dir.name not in t for t in tables.splitlines())
+        assert not portmap.PortMap(rt.state_dir, port).exists()
+    finally:
+        rt.shutdown()
+        squatter.close()
