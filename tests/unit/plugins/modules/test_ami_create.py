@@ -445,3 +445,41 @@ def test_imds_support_set_on_existing_image(aws_env: None, monkeypatch: pytest.M
         again = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "imds_support": "v2.0"})
         assert again["changed"] is False, again
         ec2.stubber.assert_no_pending_responses()
+
+
+def test_create_request_block_devices_and_boot_mode(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
+    with StubbedEC2(monkeypatch) as ec2:
+        queue_lookup_and_instance(ec2)
+        ec2.add(
+            "create_image",
+            {"ImageId": IMAGE_ID},
+            {
+                "InstanceId": INSTANCE_ID,
+                "Name": "web-1",
+                "Description": "web server",
+                "NoReboot": False,
+                "BootModeOverride": "uefi",
+                "BlockDeviceMappings": [
+                    {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 16, "VolumeType": "gp3", "Throughput": 250, "DeleteOnTermination": True}},
+                    {"DeviceName": "/dev/sdb", "VirtualName": "ephemeral0"},
+                    {"DeviceName": "/dev/sdc", "NoDevice": ""},
+                ],
+            },
+        )
+        ec2.add("describe_images", {"Images": [image("pending")]}, {"ImageIds": [IMAGE_ID]})
+        queue_converge(ec2)
+        args = {
+            "instance_id": INSTANCE_ID,
+            "name": "web-1",
+            "description": "web server",
+            "boot_mode": "uefi",
+            "wait": False,
+            "block_device_mappings": [
+                {"device_name": "/dev/xvda", "volume_size": 16, "volume_type": "gp3", "throughput": 250, "delete_on_termination": True},
+                {"device_name": "/dev/sdb", "virtual_name": "ephemeral0"},
+                {"device_name": "/dev/sdc", "no_device": True},
+            ],
+        }
+        result = run_module(ami_create.main, args)
+        ec2.stubber.assert_no_pending_responses()
+    assert result["changed"] is True and result["image"]["state"] == "pending", result
