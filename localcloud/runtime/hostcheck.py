@@ -2,15 +2,14 @@
 """Checks that this host can run instances before anything is built."""
 from __future__ import annotations
 
-import errno
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import uuid
 from pathlib import Path
 
+from localcloud.runtime import netaddr, portmap
 from localcloud.runtime.errors import RuntimeFailure
 
 # Host programs the runtime itself runs, and programs every instance needs from /usr.
@@ -23,7 +22,6 @@ REQUIRED_PROGRAMS: dict[str, str] = {
     "/usr/bin/python3": "python3",
     "/usr/sbin/useradd": "passwd",
 }
-PROBE_ADDRESS = "127.255.255.254"
 
 
 def check_host(state_dir: Path, ssh_port: int) -> None:
@@ -55,22 +53,14 @@ def _overlay_available() -> bool:
 
 
 def _check_port(port: int) -> None:
-    # A service bound to the wildcard address on this port (the host's own sshd, say) blocks every loopback address.
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # As sshd does: connections of a former listener in TIME_WAIT do not make the port busy.
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        probe.bind((PROBE_ADDRESS, port))
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise RuntimeFailure(
-                f"TCP port {port} is taken on all addresses by a host service (for example the host's own sshd "
-                f"listening on 0.0.0.0), so instances cannot listen on their loopback addresses; "
-                f"bind that service to specific addresses or choose another ssh_port."
-            ) from None
-        raise RuntimeFailure(f"Cannot bind a loopback address on port {port}: {exc.strerror}.") from None
-    finally:
-        probe.close()
+    # A service on the wildcard address (the host's own sshd, say) blocks this port on every
+    # loopback address; nftables can then forward it to another port (see portmap).
+    if netaddr.held_on_all_addresses(port) and not portmap.usable():
+        raise RuntimeFailure(
+            f"TCP port {port} is taken on all addresses by a host service (for example the host's own sshd "
+            f"on 0.0.0.0) and nft (Debian package nftables) is not available to forward instance addresses "
+            f"around it, so install nftables or bind that service to specific addresses."
+        )
 
 
 def _check_overlay_upper(state_dir: Path) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from localcloud.runtime import procs
 from localcloud.runtime.errors import RuntimeFailure
 from localcloud.runtime.layers import copy_tree, remove_tree
+from localcloud.runtime.portmap import PortMap
 from localcloud.runtime.userdata import UserData
 
 _HERE = Path(__file__).resolve().parent
@@ -40,6 +41,14 @@ class Record:
     user: str
     layers: list[str]
     hostname: str
+    listen_port: int = 0  # where sshd listens, when port is forwarded there (0: port itself)
+
+    @property
+    def sshd_port(self) -> int:
+        return self.listen_port or self.port
+
+    def port_map(self, state_dir: Path) -> PortMap | None:
+        return PortMap(state_dir, self.port) if self.sshd_port != self.port else None
 
 
 class Instance:
@@ -108,7 +117,7 @@ class Instance:
             "sshd_log": str(self.dir / "sshd.log"),
             "console": str(self.dir / "console.log"),
             "hostname": record.hostname,
-            "init_env": {"id": record.id, "ip": record.ip, "port": record.port, "user": record.user},
+            "init_env": {"id": record.id, "ip": record.ip, "port": record.sshd_port, "user": record.user},
         }
         (self.dir / "boot.json").write_text(json.dumps(config))
         command = [
@@ -122,6 +131,9 @@ class Instance:
             )
         started = procs.start_time(self._process.pid)
         (self.dir / "process.json").write_text(json.dumps({"pid": self._process.pid, "start": started}))
+        port_map = record.port_map(self.state_dir)
+        if port_map is not None:
+            port_map.add(record.ip, record.sshd_port)
 
     def _processes(self) -> tuple[int | None, int | None, int | None]:
         """(unshare pid, its start time, namespace init pid) of the running boot, as far as they exist."""
@@ -166,6 +178,9 @@ class Instance:
         self._process = None
         for stale in ("pid1", "process.json"):
             (self.dir / stale).unlink(missing_ok=True)
+        port_map = self.record.port_map(self.state_dir) if self.exists() else None
+        if port_map is not None:
+            port_map.remove(self.record.ip)
 
     def is_ready(self, timeout: float = 1.0) -> bool:
         """True when sshd on the instance's address answers with an SSH banner."""

@@ -35,6 +35,26 @@ def port_is_free(address: str, port: int) -> bool:
     return True
 
 
+# Checked for a listener on every address: nothing in the instances' subnets uses it.
+PROBE_ADDRESS = "127.255.255.254"
+# Where sshd listens when a host service holds the SSH port on every address (see portmap).
+FALLBACK_LISTEN_PORTS = (2222, 22222, 20022, 30022)
+
+
+def held_on_all_addresses(port: int) -> bool:
+    return not port_is_free(PROBE_ADDRESS, port)
+
+
+def listen_port_for(port: int) -> int:
+    """The port instances' sshd listens on: port itself, unless something holds it on every address."""
+    if not held_on_all_addresses(port):
+        return port
+    for candidate in FALLBACK_LISTEN_PORTS:
+        if not held_on_all_addresses(candidate):
+            return candidate
+    raise RuntimeFailure(f"Ports {port} and {', '.join(map(str, FALLBACK_LISTEN_PORTS))} are all taken on every address.")
+
+
 def allocate(state_dir: Path, taken: Iterable[str], port: int) -> str:
     """The first address of this state directory's subnet that no instance holds and nothing listens on."""
     held = set(taken)

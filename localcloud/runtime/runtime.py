@@ -6,7 +6,7 @@ import re
 import threading
 from pathlib import Path
 
-from localcloud.runtime import base, console, hostcheck, netaddr
+from localcloud.runtime import base, console, hostcheck, netaddr, portmap
 from localcloud.runtime.errors import RuntimeFailure
 from localcloud.runtime.instance import Instance, Record
 from localcloud.runtime.keypool import KeyPool
@@ -32,6 +32,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._instance_locks: dict[str, threading.RLock] = {}
         self._instances: dict[str, Instance] = {}
+        self._listen_port: int | None = None
 
     # -- host and images -------------------------------------------------------------------
 
@@ -75,10 +76,12 @@ class Runtime:
             instance = Instance(self.state_dir, instance_id)
             if instance.exists():
                 raise RuntimeFailure(f"Instance {instance_id} already exists.")
+            if self._listen_port is None:
+                self._listen_port = netaddr.listen_port_for(self.ssh_port)
             taken = [other.record.ip for other in self._all_instances()]
-            ip = netaddr.allocate(self.state_dir, taken, self.ssh_port)
+            ip = netaddr.allocate(self.state_dir, taken, self._listen_port)
             record = Record(id=instance_id, ip=ip, port=self.ssh_port, user=user, layers=list(layers),
-                            hostname="ip-" + ip.replace(".", "-"))
+                            hostname="ip-" + ip.replace(".", "-"), listen_port=self._listen_port)
             if "ssh_host_rsa_key" not in parsed.host_keys:
                 pair = self.keypool.take(f"root@{record.hostname}")
                 if pair is not None:
@@ -124,8 +127,10 @@ class Runtime:
             if instance.running():
                 return
             record = instance.record
-            if not netaddr.port_is_free(record.ip, record.port):
-                raise RuntimeFailure(f"{record.ip}:{record.port} of instance {instance_id} is taken by another process.")
+            if not netaddr.port_is_free(record.ip, record.sshd_port):
+                raise RuntimeFailure(
+                    f"{record.ip}:{record.sshd_port} of instance {instance_id} is taken by another process."
+                )
             instance.boot(self.store.root)
 
     def reboot(self, instance_id: str) -> None:
@@ -176,6 +181,8 @@ class Runtime:
         for instance in self._all_instances():
             with self._locked(instance.id):
                 instance.halt()
+        if portmap.usable():
+            portmap.PortMap(self.state_dir, self.ssh_port).clear()
 
     # -- helpers -------------------------------------------------------------------------------
 

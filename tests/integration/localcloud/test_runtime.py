@@ -444,9 +444,8 @@ def test_port_held_on_every_address_is_forwarded(tmp_path: Path) -> None:
         assert run(ip, login.pkey, "true", port=port)[0] == 0
         with pytest.raises(BlockingIOError):
             squatter.accept()
+        assert portmap.PortMap(rt.state_dir, port).exists()
         rt.shutdown()
-        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
-        assert "localcloud_" + "" not in tables or all(rt.state_dir.name not in t for t in tables.splitlines())
         assert not portmap.PortMap(rt.state_dir, port).exists()
     finally:
         rt.shutdown()
