@@ -104,4 +104,3 @@ class Waiter(Generic[T]):
             # Full jitter keeps many concurrent waiters from polling in step.
             self.sleep(min(remaining, random.uniform(delay / 2, delay)))
             delay = min(delay * self.backoff, self.max_delay)
-

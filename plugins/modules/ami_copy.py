@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # SPDX-License-Identifier: GPL-3.0-or-later
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright: contributors to bakery.ami
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ description:
   - Bad input (an unknown region, a source image that does not exist, a KMS key unusable in a target region, an invalid
     AMI name) is reported before anything is created.
 author:
-  - bakery.ami contributors
+  - bakery.ami contributors (!UNKNOWN)
 options:
   source_image_id:
     description: ID of the image to copy.
