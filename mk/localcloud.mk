@@ -1,9 +1,12 @@
 # The local cloud (localcloud/): start and stop it from make; state under LOCALCLOUD_STATE_DIR.
+# What the instance runtime runs on the host (see localcloud/runtime/hostcheck.py).
+DEB_PACKAGES += openssh-server openssh-client sudo util-linux passwd python3 nftables
+
 LOCALCLOUD_STATE_DIR ?= $(CURDIR)/.localcloud
 LOCALCLOUD_PORT ?= 0
 LOCALCLOUD_SETTINGS ?=
 
-.PHONY: localcloud-start localcloud-stop localcloud-status
+.PHONY: localcloud-start localcloud-stop localcloud-status localcloud-bench
 
 localcloud-start: venv system-deps
 	$(BIN)/python -m localcloud --state-dir $(LOCALCLOUD_STATE_DIR) start --port $(LOCALCLOUD_PORT) \
@@ -14,3 +17,6 @@ localcloud-stop: venv
 
 localcloud-status: venv
 	$(BIN)/python -m localcloud --state-dir $(LOCALCLOUD_STATE_DIR) status
+
+localcloud-bench: venv system-deps
+	$(BIN)/python benchmarks/localcloud_api.py
