@@ -1,6 +1,5 @@
 # The local cloud (localcloud/): start and stop it from make; state under LOCALCLOUD_STATE_DIR.
-# What the instance runtime runs on the host (see localcloud/runtime/hostcheck.py).
-DEB_PACKAGES += openssh-server openssh-client sudo util-linux passwd python3 nftables
+# The Debian packages instances need are in mk/localcloud-runtime.mk.
 
 LOCALCLOUD_STATE_DIR ?= $(CURDIR)/.localcloud
 LOCALCLOUD_PORT ?= 0
