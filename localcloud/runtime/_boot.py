@@ -95,22 +95,23 @@ def make_proc(root: str) -> None:
 
 
 def drop_capabilities() -> None:
-    last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as handle:
+        last = int(handle.read())
     for cap in range(last + 1):
         if cap not in KEPT_CAPABILITIES:
             _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
 
 
 def main() -> None:
-    config = json.loads(open(sys.argv[1]).read())
+    with open(sys.argv[1], encoding="utf-8") as handle:
+        config = json.load(handle)
     # The console gets this boot and the instance's own output; unshare's messages stay in runtime.log.
     console = os.open(config["console"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     os.dup2(console, 1)
     os.dup2(console, 2)
     os.close(console)
-    sys.stdout = os.fdopen(1, "w", buffering=1)
     # /proc is still the host's here, so this is our pid as the host sees it.
-    with open(config["pid_file"], "w") as handle:
+    with open(config["pid_file"], "w", encoding="ascii") as handle:
         handle.write(os.readlink("/proc/self"))
     os.chdir(config["state_dir"])
     root = config["merged"]

@@ -149,7 +149,7 @@ def _accounts(root: Path) -> None:
     _write(root, "etc/gshadow", gshadow, 0o640)
     for rel in ("etc/shadow", "etc/gshadow"):
         os.chown(root / rel, 0, 42)
-    _write(root, f"etc/sudoers.d/90-cloud-init-users", f"{DEFAULT_USER} ALL=(ALL) NOPASSWD:ALL\n", 0o440)
+    _write(root, "etc/sudoers.d/90-cloud-init-users", f"{DEFAULT_USER} ALL=(ALL) NOPASSWD:ALL\n", 0o440)
     _write(root, "etc/sudoers", _SUDOERS, 0o440)
     home = f"home/{DEFAULT_USER}"
     skel = Path("/etc/skel")

@@ -48,7 +48,10 @@ def check_host(state_dir: Path, ssh_port: int) -> None:
 def _overlay_available() -> bool:
     if "overlay" in Path("/proc/filesystems").read_text():
         return True
-    os.system("modprobe overlay >/dev/null 2>&1")
+    try:
+        subprocess.run(["modprobe", "overlay"], capture_output=True, check=False)
+    except FileNotFoundError:
+        return False
     return "overlay" in Path("/proc/filesystems").read_text()
 
 

@@ -162,7 +162,10 @@ class Instance:
         if pid is not None:
             init_started = procs.start_time(init) if init else None
             # SIGKILL to the namespace's init takes the whole pid namespace down with it.
-            procs.kill(init, init_started) if init else procs.kill(pid, started)
+            if init:
+                procs.kill(init, init_started)
+            else:
+                procs.kill(pid, started)
             if self._process is not None and self._process.pid == pid:
                 try:
                     self._process.wait(STOP_TIMEOUT)
@@ -220,7 +223,7 @@ class Instance:
         lines = []
         if path.exists():
             for line in path.read_text().splitlines():
-                expiry, _, old = line.partition(" ")
+                expiry = line.partition(" ")[0]
                 if expiry.isdigit() and int(expiry) > now:
                     lines.append(line)
         lines.append(f"{int(now + ttl)} {key}")
