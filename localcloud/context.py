@@ -31,6 +31,8 @@ class CloudContext:
     # held while a layer is captured and registered, and while unreferenced layers are freed
     layers_lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
+    # (region, ClientToken) -> image id, so a retried CopyImage answers the first copy
+    copy_tokens: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def base_image_id(self, region: str) -> str:
         """Stable per region and base layer, so a restart serves the same id."""

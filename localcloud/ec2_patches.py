@@ -72,18 +72,25 @@ def install(ctx: CloudContext) -> None:
 
         return call
 
-    def create_image(
-        self: Any, instance_id: str, name: str, description: str, tag_specifications: list[dict[str, Any]]
-    ) -> Any:
-        return images.create_image(
-            _ctx(), self, originals["create_image"], instance_id, name, description, tag_specifications
+    def create_image_response(self: Any) -> ActionResult:
+        self.error_on_dryrun()
+        image = images.create_image(
+            _ctx(),
+            self.ec2_backend,
+            originals["create_image"],
+            self._get_param("InstanceId"),
+            self._get_param("Name"),
+            self._get_param("Description", ""),
+            self._get_param("TagSpecifications", []),
+            no_reboot=str(self._get_param("NoReboot", "false")).lower() == "true",
         )
+        return ActionResult({"ImageId": image.id})
 
     def copy_image_response(self: Any) -> ActionResult:
         params = {
             key: self._get_param(key)
             for key in ("SourceImageId", "SourceRegion", "Name", "Description", "Encrypted", "KmsKeyId",
-                        "CopyImageTags")
+                        "CopyImageTags", "ClientToken")
         }
         params["TagSpecifications"] = self._get_param("TagSpecifications", [])
         self.error_on_dryrun()
@@ -117,7 +124,7 @@ def install(ctx: CloudContext) -> None:
     InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
     for name in ("stop", "start", "reboot", "terminate"):
         setattr(Instance, name, managed(name))
-    AmiBackend.create_image = create_image  # type: ignore[method-assign]
+    AmisResponse.create_image = create_image_response  # type: ignore[method-assign]
     AmisResponse.copy_image = copy_image_response  # type: ignore[method-assign]
     AmiBackend.deregister_image = deregister_image  # type: ignore[method-assign]
     EBSBackend.delete_snapshot = delete_snapshot  # type: ignore[method-assign]

@@ -55,6 +55,8 @@ def create_image(
     name: str,
     description: str,
     tag_specifications: list[dict[str, Any]],
+    *,
+    no_reboot: bool = False,
 ) -> Any:
     instance = backend.get_instance(instance_id)
     if instance.state not in ("running", "stopped"):
@@ -69,7 +71,7 @@ def create_image(
     region = backend.region_name
     with record.lock, ctx.layers_lock:
         try:
-            layer = ctx.runtime.capture(instance_id)
+            layer = _capture(ctx, instance_id, reboot=instance.state == "running" and not no_reboot)
         except Exception as error:  # noqa: BLE001 - the runtime's failure becomes EC2's error shape
             raise EC2ClientError("InternalError", f"Capturing {instance_id} failed: {error}") from error
         layers = (*record.layers, layer)
@@ -81,6 +83,17 @@ def create_image(
     ami.ebs_snapshot.add_tags(snapshot_tags)
     _finish_image(ctx, ami, lambda: ctx.settings.latency("image_pending"))
     return ami
+
+
+def _capture(ctx: CloudContext, instance_id: str, *, reboot: bool) -> str:
+    """Without NoReboot EC2 shuts a running instance down for a consistent image, then boots it again."""
+    if not reboot:
+        return str(ctx.runtime.capture(instance_id))
+    ctx.runtime.stop(instance_id)
+    try:
+        return str(ctx.runtime.capture(instance_id))
+    finally:
+        ctx.runtime.start(instance_id)
 
 
 def _resolve_kms_key(account: str, region: str, kms_key_id: str | None) -> str:
@@ -108,6 +121,11 @@ def copy_image(
     source_id = params["SourceImageId"]
     source_region = params["SourceRegion"]
     target_region = backend.region_name
+    token = params.get("ClientToken")
+    if token:
+        earlier = ctx.copy_tokens.get((target_region, token))
+        if earlier is not None and earlier in backend.amis:
+            return backend.amis[earlier]
     source_backend = ec2_backends[backend.account_id][source_region]
     source = source_backend.amis.get(source_id)
     if source is None:
@@ -145,6 +163,8 @@ def copy_image(
             raise EC2ClientError("InvalidParameterValue", f"CopyImage cannot tag a {spec.get('ResourceType')}.")
         ami.add_tags({tag["Key"]: tag.get("Value", "") for tag in spec.get("Tags", [])})
     ami.ebs_snapshot.add_tags(snapshot_tags)
+    if token:
+        ctx.copy_tokens[(target_region, token)] = ami.id
     _finish_image(ctx, ami, lambda: ctx.settings.copy_latency(target_region), fail=failure == "state")
     return ami
 

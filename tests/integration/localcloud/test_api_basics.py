@@ -117,3 +117,18 @@ def test_copy_tags_deprecation_and_encryption_defaults(cloud: RunningCloud) -> N
     ec2.deregister_image(ImageId=copy_id)
     ec2.delete_snapshot(SnapshotId=ebs["SnapshotId"])
     assert _error_code(ec2.describe_snapshots, SnapshotIds=[ebs["SnapshotId"]]) == "InvalidSnapshot.NotFound"
+
+
+def test_copy_image_client_token_answers_the_first_copy(cloud: RunningCloud) -> None:
+    from localcloud.testing import waiter
+
+    ec2 = cloud.client("ec2", "ca-central-1")
+    request = {"SourceImageId": cloud.base_image_id(), "SourceRegion": "us-east-1", "Name": "token-copy",
+               "ClientToken": "bake-1234"}
+    first = ec2.copy_image(**request)["ImageId"]
+    assert ec2.copy_image(**request)["ImageId"] == first
+    assert len(ec2.describe_images(Filters=[{"Name": "name", "Values": ["token-copy"]}])["Images"]) == 1
+    waiter(ec2, "image_available", ImageIds=[first])
+    snapshot = ec2.describe_images(ImageIds=[first])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    ec2.deregister_image(ImageId=first)
+    ec2.delete_snapshot(SnapshotId=snapshot)

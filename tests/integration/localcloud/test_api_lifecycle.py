@@ -204,7 +204,14 @@ def test_user_data_and_reboot(cloud: RunningCloud) -> None:
     state = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]["State"]
     assert state["Name"] == "running"
     assert wait_until(lambda: _ssh_or_none(ip, key, "uptime -s"), what="ssh after reboot")
-    _terminate(ec2, [instance["InstanceId"], scripted["InstanceId"]])
+
+    # CreateImage without NoReboot reboots a running instance around the capture, then it serves again.
+    assert ssh(ip, key, "sudo sh -c 'echo kept > /etc/kept-through-reboot'")[0] == 0
+    image = _image(ec2, instance["InstanceId"], f"rebooted-{uuid.uuid4().hex[:8]}")
+    assert wait_until(lambda: _ssh_or_none(ip, key, "cat /etc/kept-through-reboot"), what="ssh after imaging") == "kept\n"
+    (child,) = launch(cloud, ec2, image_id=image, UserData=user_data)
+    assert ssh(child["PublicIpAddress"], key, "cat /etc/kept-through-reboot")[1] == "kept\n"
+    _terminate(ec2, [instance["InstanceId"], scripted["InstanceId"], child["InstanceId"]])
 
 
 def _ssh_or_none(ip: str, key: Any, command: str) -> str | None:
