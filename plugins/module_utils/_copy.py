@@ -33,9 +33,9 @@ from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitErro
 
 T = TypeVar("T")
 
-# A copy takes minutes on AWS, so polling sooner than botocore's own image waiter (15 s)
-# only spends API calls; later polls back off further.
-FIRST_POLL_AFTER = 15.0
+# Even a small copy takes more than a few seconds on AWS, so an early first poll only spends an
+# API call; later polls back off towards 30 s, as copies usually take minutes.
+FIRST_POLL_AFTER = 10.0
 POLL_DELAY = 15.0
 POLL_MAX_DELAY = 30.0
 # Copies that can never become available; one that is found this way is not reused.

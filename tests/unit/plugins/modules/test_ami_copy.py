@@ -411,3 +411,56 @@ def test_a_copy_that_fails_while_waited_for_is_rolled_back(stubbed: dict[tuple[s
     assert result["failed"] is True
     assert "us-west-2: the copy ami-0ccccccccccccccc0 in us-west-2 failed: it is failed (Snapshot copy failed)" in result["msg"]
     assert "rolled back the new copies in us-west-2" in result["msg"]
+
+
+def _stub_new_copy_start(stubbed: dict[tuple[str, str], Stubber], source: str, region: str) -> Stubber:
+    stubbed[("ec2", SOURCE_REGION)].add_response("describe_images", {"Images": [_image(source, "available")]}, {"ImageIds": [source]})
+    ec2 = stubbed[("ec2", region)]
+    ec2.add_response("describe_images", {"Images": []})
+    return ec2
+
+
+def test_a_retried_copy_call_reuses_its_client_token(stubbed: dict[tuple[str, str], Stubber], run_module: RunModule) -> None:
+    source = "ami-0aaaaaaaaaaaaaaaa"
+    ec2 = _stub_new_copy_start(stubbed, source, "us-west-2")
+    tokens: list[str] = []
+    ec2.client.meta.events.register("before-parameter-build.ec2.CopyImage", lambda params, **kw: tokens.append(params["ClientToken"]))
+    # The first answer is lost to throttling; EC2 may have made the copy, and the same token makes
+    # the retry return that copy instead of a second one.
+    ec2.add_client_error("copy_image", "RequestLimitExceeded", "Request limit exceeded.", 503)
+    ec2.add_response("copy_image", {"ImageId": "ami-0dddddddddddddddd"})
+    ec2.add_response("describe_images", {"Images": [_image("ami-0dddddddddddddddd", "pending", {COPY_TAG: f"{SOURCE_REGION}:{source}"})]})
+
+    result = run_module(
+        ami_copy.main, {"source_image_id": source, "source_region": SOURCE_REGION, "regions": ["us-west-2"], "wait": False}
+    )
+
+    assert not result["failed"], result
+    assert len(tokens) == 2 and tokens[0] == tokens[1]
+    # wait: false returns the copy as EC2 first reports it, with no further polling.
+    assert result["images"]["us-west-2"]["state"] == "pending"
+    assert result["image_ids"] == {"us-west-2": "ami-0dddddddddddddddd"}
+
+
+def test_a_copy_that_never_becomes_available_times_out_and_is_rolled_back(
+    stubbed: dict[tuple[str, str], Stubber], run_module: RunModule
+) -> None:
+    source = "ami-0aaaaaaaaaaaaaaaa"
+    ec2 = _stub_new_copy_start(stubbed, source, "us-west-2")
+    ec2.add_response("copy_image", {"ImageId": "ami-0eeeeeeeeeeeeeeee"})
+    pending = {"Images": [_image("ami-0eeeeeeeeeeeeeeee", "pending")]}
+    # One poll (still pending when the time is up), then the rollback reads the image again.
+    ec2.add_response("describe_images", pending)
+    ec2.add_response("describe_images", pending)
+    ec2.add_response("deregister_image", {}, {"ImageId": "ami-0eeeeeeeeeeeeeeee"})
+    ec2.add_response("describe_images", {"Images": []})
+    ec2.add_response("delete_snapshot", {}, {"SnapshotId": "snap-0eeeeeeeeeeeeeeee"})
+
+    result = run_module(
+        ami_copy.main,
+        {"source_image_id": source, "source_region": SOURCE_REGION, "regions": ["us-west-2"], "wait_timeout": 0},
+    )
+
+    assert result["failed"] is True
+    assert "us-west-2: Timed out after 0s waiting for the copy ami-0eeeeeeeeeeeeeeee in us-west-2" in result["msg"]
+    assert "rolled back the new copies in us-west-2" in result["msg"]
