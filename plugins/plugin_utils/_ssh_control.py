@@ -36,6 +36,8 @@ except ImportError:  # open_transport reports it
     paramiko = None
 
 _CHUNK = 256 * 1024
+# The write length OpenSSH's sftp-server accepts (its limits@openssh.com max-write-length).
+_SFTP_WRITE = 255 * 1024
 _SESSION_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError)
 if paramiko is not None:
     _SESSION_ERRORS += (paramiko.SSHException,)
@@ -106,7 +108,7 @@ class ControlServer:
                     self.run_exec(conn, request)
                 elif op == "put":
                     with self.sftp_lock:
-                        self.open_sftp().put(request["local"], request["remote"])
+                        sftp_put(self.open_sftp(), request["local"], request["remote"])
                     send_json(conn, RESULT, {"ok": True})
                 elif op == "fetch":
                     with self.sftp_lock:
@@ -207,6 +209,22 @@ class ControlServer:
                     break
             time.sleep(0.05)
         self.close_transport()
+
+
+def sftp_put(sftp: t.Any, local: str, remote: str) -> None:
+    """Upload with large pipelined writes: a quarter of the SFTP requests paramiko's put makes."""
+    with open(local, "rb") as source, sftp.open(remote, "wb") as target:
+        target.set_pipelined(True)
+        target.MAX_REQUEST_SIZE = _SFTP_WRITE
+        while True:
+            chunk = source.read(4 * _SFTP_WRITE)
+            if not chunk:
+                break
+            target.write(chunk)
+    size = os.path.getsize(local)
+    written = sftp.stat(remote).st_size
+    if written != size:
+        raise IOError(f"size mismatch in put: {written} of {size} bytes arrived")
 
 
 def _feed_stdin(conn: socket.socket, channel: t.Any) -> None:

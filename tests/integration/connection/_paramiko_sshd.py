@@ -15,6 +15,28 @@ OTHER_USER = "bakery-pw"  # sudo to it needs USER's password; su to it needs its
 PASSWORD = "b4kery-Test-pw"
 
 
+SUDOERS = Path("/etc/sudoers.d/bakery-test")
+
+
+def ensure_users() -> list[str]:
+    """Create the test users (as root); return the ones created, for remove_users."""
+    created = []
+    for user in (USER, OTHER_USER):
+        if subprocess.run(["id", user], capture_output=True).returncode != 0:
+            subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/bash", user], check=True)
+            created.append(user)
+        subprocess.run(["chpasswd"], input=f"{user}:{PASSWORD}\n", text=True, check=True)
+    SUDOERS.write_text(f"{USER} ALL=(root) NOPASSWD: ALL\n{USER} ALL=({OTHER_USER}) ALL\n")
+    SUDOERS.chmod(0o440)
+    return created
+
+
+def remove_users(created: list[str]) -> None:
+    SUDOERS.unlink(missing_ok=True)
+    for user in created:
+        subprocess.run(["userdel", "--remove", user], capture_output=True)
+
+
 def free_port(address: str) -> int:
     with socket.socket() as sock:
         sock.bind((address, 0))
@@ -114,3 +136,25 @@ class Sshd:
     def accepted(self) -> int:
         """How many SSH logins sshd accepted (VERBOSE logs one line each)."""
         return sum(1 for line in self.log.read_text(errors="replace").splitlines() if line.startswith(("Accepted publickey", "Accepted password")))
+
+
+def control_processes(control_dir: Path) -> list[int]:
+    """Control processes whose socket lives in control_dir (found by their command line)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"_ssh_control" in cmdline and str(control_dir).encode() in cmdline:
+                found.append(int(entry))
+    return found
+
+
+def stop_control_processes(control_dir: Path) -> None:
+    for pid in control_processes(control_dir):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass

@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from _paramiko_sshd import OTHER_USER, PASSWORD, USER, Sshd, keygen
+from _paramiko_sshd import USER, Sshd, ensure_users, keygen, remove_users, stop_control_processes
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
-SUDOERS = Path("/etc/sudoers.d/bakery-test")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -32,18 +31,9 @@ def test_users() -> Iterator[None]:
     _require(os.geteuid() == 0, "the connection tests start sshd and create users: run them as root")
     for tool in ("/usr/sbin/sshd", "/usr/bin/sudo", "/usr/bin/ssh-keygen"):
         _require(os.path.exists(tool), f"{tool} is missing: run `make system-deps` (openssh-server, sudo)")
-    created = []
-    for user in (USER, OTHER_USER):
-        if subprocess.run(["id", user], capture_output=True).returncode != 0:
-            subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/bash", user], check=True)
-            created.append(user)
-        subprocess.run(["chpasswd"], input=f"{user}:{PASSWORD}\n", text=True, check=True)
-    SUDOERS.write_text(f"{USER} ALL=(root) NOPASSWD: ALL\n{USER} ALL=({OTHER_USER}) ALL\n")
-    SUDOERS.chmod(0o440)
+    created = ensure_users()
     yield
-    SUDOERS.unlink(missing_ok=True)
-    for user in created:
-        subprocess.run(["userdel", "--remove", user], capture_output=True)
+    remove_users(created)
 
 
 @dataclass
@@ -145,25 +135,3 @@ def ansible(keys: Keys, tmp_path: Path) -> Iterator[Ansible]:
     yield runner
     stop_control_processes(runner.control_dir)
     shutil.rmtree(control_dir, ignore_errors=True)
-
-
-def control_processes(control_dir: Path) -> list[int]:
-    """Control processes whose socket lives in control_dir (found by their command line)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"_ssh_control" in cmdline and str(control_dir).encode() in cmdline:
-                found.append(int(entry))
-    return found
-
-
-def stop_control_processes(control_dir: Path) -> None:
-    for pid in control_processes(control_dir):
-        try:
-            os.kill(pid, 15)
-        except ProcessLookupError:
-            pass

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import control_processes, make_sshd
+from _paramiko_sshd import control_processes
+from conftest import make_sshd
 
 pytestmark = pytest.mark.sshd
 

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from botocore.stub import Stubber
+
+from ansible_collections.bakery.ami.plugins.connection import paramiko as plugin
+from ansible_collections.bakery.ami.plugins.plugin_utils import _ssh_instance_connect
+from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_client import ControlError, control_name, private_dir
+from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_protocol import (
+    RESULT,
+    STDOUT,
+    decode_json,
+    recv_frame,
+    send_frame,
+    send_json,
+)
+
+
+def _settings(**target: object) -> dict[str, object]:
+    return {"target": {"host": "10.0.0.1", "port": 22, "user": "admin", "password": None, **target},
+            "jump": None, "timeout": 10, "connect_timeout": 30, "host_key_checking": True,
+            "known_hosts_file": "/k", "record_host_keys": False, "instance_connect": None, "idle_timeout": 60}
+
+
+def test_control_name_ignores_secrets_and_timeouts() -> None:
+    base = control_name(_settings())
+    assert control_name(_settings(password="secret")) == base
+    assert control_name({**_settings(), "timeout": 0, "idle_timeout": 5}) == base
+    assert control_name(_settings(port=2222)) != base
+    assert control_name(_settings(host_keys=["ssh-ed25519 AAAA"])) != base
+    assert len(os.path.join("/root/.ansible/cp", base)) < 100  # Unix socket paths are short
+
+
+def test_private_dir(tmp_path: Path) -> None:
+    created = private_dir(str(tmp_path / "cp"))
+    assert oct(os.stat(created).st_mode & 0o777) == "0o700"
+    os.chmod(created, 0o755)
+    with pytest.raises(ControlError, match="mode 0700"):
+        private_dir(created)
+
+
+def test_frames_round_trip_large_payloads() -> None:
+    left, right = socket.socketpair()
+    payload = os.urandom(3 * 1024 * 1024)
+    sender = threading.Thread(target=lambda: (send_frame(left, STDOUT, payload), send_json(left, RESULT, {"rc": 3}),
+                                              left.close()))
+    sender.start()
+    assert recv_frame(right) == (STDOUT, payload)
+    kind, data = recv_frame(right)
+    assert kind == RESULT and decode_json(data) == {"rc": 3}
+    assert recv_frame(right) is None
+    sender.join()
+
+
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDw2jvXN6jB3d5bWTGj0pB0Q2Xn7aWwE0mH1d6cQ2Wq9"
+
+
+def test_instance_connect_request() -> None:
+    import boto3
+
+    client = boto3.client("ec2-instance-connect", region_name="eu-west-1", aws_access_key_id="a",
+                          aws_secret_access_key="b")
+    stubber = Stubber(client)
+    stubber.add_response("send_ssh_public_key", {"RequestId": "r", "Success": True},
+                         {"InstanceId": "i-0123456789abcdef0", "InstanceOSUser": "admin",
+                          "SSHPublicKey": PUBLIC_KEY})
+    real_session = _ssh_instance_connect.boto3.session.Session
+
+    class _Session:
+        def __init__(self, **kwargs: object) -> None:
+            assert kwargs["profile_name"] == "bake"
+
+        def client(self, service: str, region_name: str | None, endpoint_url: str | None) -> object:
+            assert (service, region_name, endpoint_url) == ("ec2-instance-connect", "eu-west-1", "http://127.0.0.1:5000")
+            return client
+
+    _ssh_instance_connect.boto3.session.Session = _Session
+    try:
+        with stubber:
+            _ssh_instance_connect.push_public_key(
+                {"instance_id": "i-0123456789abcdef0", "region": "eu-west-1", "endpoint_url": "http://127.0.0.1:5000",
+                 "profile": "bake"}, "admin", PUBLIC_KEY)
+            stubber.assert_no_pending_responses()
+    finally:
+        _ssh_instance_connect.boto3.session.Session = real_session
+
+
+def test_plugin_declares_its_interface() -> None:
+    assert plugin.Connection.transport == "bakery.ami.paramiko"
+    assert plugin.Connection.has_pipelining is True
+    options = yaml.safe_load(plugin.DOCUMENTATION)["options"]
+    assert [v["name"] for v in options["host_keys"]["vars"]] == ["ansible_paramiko_host_keys", "bakery_paramiko_host_keys"]
+    for name in ("instance_connect", "instance_id", "region", "endpoint_url", "jump_host", "idle_timeout",
+                 "known_hosts_file", "connect_timeout", "banner_timeout", "auth_timeout", "keepalive"):
+        assert name in options
