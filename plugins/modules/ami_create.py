@@ -551,7 +551,10 @@ class ImageCreator:
         # A retried call whose first attempt went through: the name is ours now.
         image = find_own_image_by_name(self.client, self.name)
         if image is None:
-            raise RuntimeError(f"EC2 says the AMI name {self.name!r} is taken, yet the account owns no image of that name")
+            raise RuntimeError(
+                f"EC2 says the AMI name {self.name!r} is taken in {self.region}, yet the account lists no image of that name: "
+                "a disabled image keeps its name, so re-enable or deregister it"
+            )
         return str(image["ImageId"])
 
     def describe_for_wait(self, image_id: str) -> dict[str, Any]:
