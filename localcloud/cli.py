@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import signal
@@ -40,11 +41,13 @@ def pid_alive(pid: int) -> bool:
 
 
 def read_pid(state_dir: Path) -> int | None:
+    """The daemon's pid, if it runs (a stale pid file naming another program does not count)."""
     try:
         pid = int((state_dir / PID_FILE).read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return pid if pid_alive(pid) else None
+    return pid if b"localcloud" in cmdline and pid_alive(pid) else None
 
 
 def read_endpoint(state_dir: Path) -> dict[str, Any] | None:
@@ -69,6 +72,15 @@ def start(
     """Starts the daemon (or finds it running) and returns its endpoint document."""
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
+    # Two starts at once must not make two daemons.
+    with (state_dir / ".start.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _start_locked(state_dir, host, port, settings_file, seed, timeout)
+
+
+def _start_locked(
+    state_dir: Path, host: str, port: int, settings_file: Path | None, seed: int | None, timeout: float
+) -> dict[str, Any]:
     running = read_endpoint(state_dir)
     if running is not None:
         return running

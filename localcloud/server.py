@@ -152,6 +152,18 @@ def _runtime_classes() -> tuple[Any, Any]:
     return Runtime, RuntimeFailure
 
 
+def _bind_problem(host: str, port: int) -> str | None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
+
+
 def _discard_all_instances(runtime: Any) -> None:
     for instance_id in runtime.instance_ids():
         try:
@@ -218,6 +230,11 @@ def _serve_with(
     log_path = state_dir / LOG_NAME
     log_path.write_text("", encoding="utf-8")
     app = LocalCloudApp(DomainDispatcherApplication(create_backend_app), ctx, settings, RequestLog(log_path), seed)
+    # werkzeug exits on a busy port with its own advice; say it in one sentence instead.
+    problem = _bind_problem(host, port)
+    if problem:
+        print(f"localcloud: cannot start: {host}:{port} cannot be served ({problem}).", file=sys.stderr)
+        return 2
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     endpoint_url = f"http://{host}:{server.server_port}"
     env = client_env(endpoint_url)

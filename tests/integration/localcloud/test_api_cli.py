@@ -180,3 +180,39 @@ def test_ansible_module_starts_uses_and_stops_the_cloud(tmp_path: Path, state_di
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert _traces_of(state_dir) == []
+
+
+def test_concurrent_starts_make_one_daemon(state_dir: Path) -> None:
+    starts = [
+        subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "localcloud", "--state-dir", str(state_dir), "start"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _index in range(3)
+    ]
+    outputs = [process.communicate(timeout=600) for process in starts]
+    assert [process.returncode for process in starts] == [0, 0, 0], outputs
+    assert len({stdout for stdout, _err in outputs}) == 1
+    daemons = [
+        entry.name for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and b"serve" in _cmdline(entry) and str(state_dir).encode() in _cmdline(entry)
+    ]
+    assert len(daemons) == 1
+
+
+def _cmdline(entry: Path) -> bytes:
+    try:
+        return (entry / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_refuses_a_port_in_use_with_one_sentence(state_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = _cli(state_dir, "start", "--port", str(taken.getsockname()[1]))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot be served" in lines[0], result.stderr
+    assert _traces_of(state_dir) == []
