@@ -281,9 +281,9 @@ def test_instance_connect_key_expires(runtime: Runtime, base: str, key: Key) -> 
     instance_id, ip = boot(runtime, [base], public)
     pushed = new_key()
     assert refused(ip, pushed.pkey)
-    runtime.add_temporary_key(instance_id, "ec2-user", pushed.public, ttl=3)
+    runtime.add_temporary_key(instance_id, "ec2-user", pushed.public, ttl=6)
     assert ok(ip, pushed.pkey, "id -un").strip() == "ec2-user"
-    time.sleep(4.5)
+    time.sleep(7.5)
     assert refused(ip, pushed.pkey)
     runtime.terminate(instance_id)
 
