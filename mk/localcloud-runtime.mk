@@ -6,7 +6,7 @@ DEB_PACKAGES += openssh-server openssh-client sudo python3 util-linux passwd nft
 .PHONY: localcloud-runtime-test localcloud-runtime-bench
 
 localcloud-runtime-test: venv system-deps
-	$(BIN)/pytest tests/integration/localcloud/test_runtime.py
+	$(BIN)/pytest tests/integration/localcloud/test_runtime.py tests/integration/localcloud/test_runtime_layers.py
 
 localcloud-runtime-bench: venv system-deps
 	$(BIN)/python benchmarks/localcloud_runtime.py
