@@ -65,7 +65,8 @@ echo "-----BEGIN SSH HOST KEY KEYS-----"
 cat /etc/ssh/ssh_host_*key.pub
 echo "-----END SSH HOST KEY KEYS-----"
 
-mkdir -p -m 755 /run/sshd /run/lock
+mkdir -p /run/sshd /run/lock
+chmod 755 /run/sshd /run/lock
 if [ "$run_user_script" = yes ]; then
     (/var/lib/cloud/instance/scripts/part-001 2>&1 | tee -a /var/log/cloud-init-output.log) 3>&- &
 fi
