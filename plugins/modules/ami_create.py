@@ -231,7 +231,8 @@ image_id:
   type: str
   sample: ami-0123456789abcdef0
 image:
-  description: The image; null in check mode when the image would be created.
+  description:
+    - The image; null in check mode when the image would be created, and with O(wait=false) when EC2 does not list the new image yet.
   returned: always
   type: dict
   contains:
@@ -294,7 +295,7 @@ replaced_image_id:
   type: str
   sample: ami-0fedcba9876543210
 deleted_snapshots:
-  description: With O(force), the snapshots of the replaced image that were deleted.
+  description: With O(force), the snapshots of the replaced image that were deleted (in check mode, that would be).
   returned: always
   type: list
   elements: str
@@ -327,6 +328,7 @@ from ansible_collections.bakery.ami.plugins.module_utils._images import (
     find_own_image_by_name,
     image_result,
     snapshot_ids,
+    snapshot_used_elsewhere,
 )
 from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions import (
     LAUNCH_PERMISSIONS_SPEC,
@@ -654,10 +656,10 @@ class ImageCreator:
                 return self.describe(image_id)
         return image
 
-    def result(self, image: Optional[dict[str, Any]]) -> dict[str, Any]:
+    def result(self, image: Optional[dict[str, Any]], image_id: Optional[str] = None) -> dict[str, Any]:
         result: dict[str, Any] = {
             "changed": self.changed,
-            "image_id": image["ImageId"] if image else None,
+            "image_id": image["ImageId"] if image else image_id,
             "image": image_result(image, describe_launch_permissions(self.client, image["ImageId"])) if image else None,
             "replaced_image_id": self.replaced_image_id,
             "deleted_snapshots": self.deleted_snapshots,
@@ -691,7 +693,9 @@ class ImageCreator:
         if check:
             if existing:
                 self.replaced_image_id = existing["ImageId"]
-                self.deleted_snapshots = []
+                self.deleted_snapshots = [
+                    snap for snap in snapshot_ids(existing) if not snapshot_used_elsewhere(self.client, snap, existing["ImageId"])
+                ]
             self.after = self.planned_new_state() if diff else {}
             return self.result(None)
         if existing:
@@ -702,7 +706,7 @@ class ImageCreator:
         image = self.converge(image) if image else image
         if diff:
             self.after = self.state_of(image) if image else self.planned_new_state()
-        return self.result(image)
+        return self.result(image, image_id)
 
     def describe_pending(self, image_id: str) -> Optional[dict[str, Any]]:
         try:

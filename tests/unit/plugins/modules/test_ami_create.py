@@ -139,6 +139,7 @@ def test_force_replaces_image_and_deletes_its_snapshots(ec2: Any, instance_id: s
 
     planned = run_module(ami_create.main, {"instance_id": instance_id, "name": "web-latest", "force": True}, check_mode=True)
     assert planned["changed"] is True and planned["replaced_image_id"] == old["image_id"]
+    assert planned["deleted_snapshots"] == [old_snap]
     assert [i["ImageId"] for i in images_named(ec2, "web-latest")] == [old["image_id"]]
 
     new = run_module(ami_create.main, {"instance_id": instance_id, "name": "web-latest", "force": True})
@@ -483,3 +484,13 @@ def test_create_request_block_devices_and_boot_mode(aws_env: None, monkeypatch: 
         result = run_module(ami_create.main, args)
         ec2.stubber.assert_no_pending_responses()
     assert result["changed"] is True and result["image"]["state"] == "pending", result
+
+
+def test_no_wait_returns_the_id_of_an_image_not_listed_yet(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
+    with StubbedEC2(monkeypatch) as ec2:
+        queue_lookup_and_instance(ec2)
+        ec2.add("create_image", {"ImageId": IMAGE_ID})
+        ec2.error("describe_images", "InvalidAMIID.NotFound")
+        result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "wait": False})
+        ec2.stubber.assert_no_pending_responses()
+    assert result["changed"] is True and result["image_id"] == IMAGE_ID and result["image"] is None, result
