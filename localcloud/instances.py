@@ -2,6 +2,9 @@
 """Instance behaviours: real launches and real pending/stopping/shutting-down states."""
 from __future__ import annotations
 
+import base64
+import binascii
+import copy
 import time
 from typing import Any
 
@@ -42,9 +45,6 @@ def incorrect_state(instance: Any, action: str) -> EC2ClientError:
 
 def _public_key_text(material: Any) -> str:
     """ImportKeyPair material arrives raw or base64-encoded, depending on the client."""
-    import base64
-    import binascii
-
     raw = material if isinstance(material, bytes) else str(material).encode()
     text = raw.decode("utf-8", "replace").strip()
     if text.startswith(("ssh-", "ecdsa-", "sk-")):
@@ -85,8 +85,6 @@ def validate_launch(
 def _user_data_bytes(user_data: Any) -> bytes | None:
     if user_data is None:
         return None
-    import base64
-
     return base64.b64decode(user_data.as_bytes())
 
 
@@ -161,8 +159,6 @@ def _user_reason(instance: Any) -> None:
 
 
 def stop(ctx: CloudContext, instance: Any) -> Any:
-    import copy
-
     previous = copy.copy(instance._state)
     if instance.state in ("stopping", "stopped"):
         return previous
@@ -186,8 +182,6 @@ def stop(ctx: CloudContext, instance: Any) -> Any:
 
 
 def start(ctx: CloudContext, instance: Any) -> Any:
-    import copy
-
     previous = copy.copy(instance._state)
     if instance.state in ("pending", "running"):
         return previous
@@ -224,8 +218,6 @@ def reboot(ctx: CloudContext, instance: Any) -> None:
 
 
 def terminate(ctx: CloudContext, instance: Any, moto_terminate: Any) -> Any:
-    import copy
-
     previous = copy.copy(instance._state)
     if instance.state in ("shutting-down", "terminated"):
         return previous
