@@ -1,0 +1,49 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fixtures of the bake tests: real ansible-playbook runs against a moto server on loopback."""
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from bake_helpers import BIN, Moto, free_port
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Moto]:
+    """A plain moto server (no real instances): enough for every step before SSH."""
+    server = BIN / "moto_server"
+    if not server.exists():
+        pytest.fail(f"{server} is missing: run `make venv` (requirements-test.txt installs moto[server])")
+    port = free_port()
+    process = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=2)  # noqa: S310 - loopback only
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"moto server did not start on {endpoint}")
+            time.sleep(0.2)
+    try:
+        yield Moto(endpoint)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def source_ami(moto_server: Moto) -> str:
+    """One of moto's stock images, found the way a user would (by filters)."""
+    images = moto_server.client("ec2").describe_images(Owners=["amazon"])["Images"]
+    if not images:
+        pytest.fail("moto lists no stock images")
+    return str(sorted(images, key=lambda i: i["ImageId"])[0]["ImageId"])
+
+
