@@ -100,6 +100,19 @@ def install(ctx: CloudContext) -> None:
     def deregister_image(self: Any, ami_id: str) -> None:
         images.deregister_image(_ctx(), self, originals["deregister_image"], ami_id)
 
+    def deregister_image_response(self: Any) -> ActionResult:
+        self.error_on_dryrun()
+        image_id = self._get_param("ImageId")
+        with_snapshots = str(self._get_param("DeleteAssociatedSnapshots", "false")).lower() == "true"
+        ami = self.ec2_backend.amis.get(image_id)
+        self.ec2_backend.deregister_image(image_id)
+        result: dict[str, Any] = {"Return": True}
+        if with_snapshots and ami is not None:
+            snapshot_id = ami.ebs_snapshot.id
+            self.ec2_backend.delete_snapshot(snapshot_id)
+            result["DeleteSnapshotResults"] = [{"SnapshotId": snapshot_id, "ReturnCode": "success"}]
+        return ActionResult(result)
+
     def delete_snapshot(self: Any, snapshot_id: str) -> Any:
         return images.delete_snapshot(_ctx(), self, originals["delete_snapshot"], snapshot_id)
 
@@ -127,6 +140,7 @@ def install(ctx: CloudContext) -> None:
     AmisResponse.create_image = create_image_response  # type: ignore[method-assign]
     AmisResponse.copy_image = copy_image_response  # type: ignore[method-assign]
     AmiBackend.deregister_image = deregister_image  # type: ignore[method-assign]
+    AmisResponse.deregister_image = deregister_image_response  # type: ignore[method-assign]
     EBSBackend.delete_snapshot = delete_snapshot  # type: ignore[method-assign]
     General.get_console_output = console_output  # type: ignore[method-assign]
     ParameterDict._check_loading_status = check_loading  # type: ignore[method-assign]

@@ -119,7 +119,7 @@ def test_copy_tags_deprecation_and_encryption_defaults(cloud: RunningCloud) -> N
     assert _error_code(ec2.describe_snapshots, SnapshotIds=[ebs["SnapshotId"]]) == "InvalidSnapshot.NotFound"
 
 
-def test_copy_image_client_token_answers_the_first_copy(cloud: RunningCloud) -> None:
+def test_copy_image_client_token_and_deregister_with_snapshots(cloud: RunningCloud) -> None:
     from localcloud.testing import waiter
 
     ec2 = cloud.client("ec2", "ca-central-1")
@@ -130,5 +130,6 @@ def test_copy_image_client_token_answers_the_first_copy(cloud: RunningCloud) -> 
     assert len(ec2.describe_images(Filters=[{"Name": "name", "Values": ["token-copy"]}])["Images"]) == 1
     waiter(ec2, "image_available", ImageIds=[first])
     snapshot = ec2.describe_images(ImageIds=[first])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
-    ec2.deregister_image(ImageId=first)
-    ec2.delete_snapshot(SnapshotId=snapshot)
+    answer = ec2.deregister_image(ImageId=first, DeleteAssociatedSnapshots=True)
+    assert answer["DeleteSnapshotResults"] == [{"SnapshotId": snapshot, "ReturnCode": "success"}]
+    assert _error_code(ec2.describe_snapshots, SnapshotIds=[snapshot]) == "InvalidSnapshot.NotFound"
