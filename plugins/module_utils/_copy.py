@@ -64,6 +64,17 @@ class RegionOutcome:
     launch_permissions: list[dict[str, str]] = field(default_factory=list)
 
 
+def kms_key_problem(kms: Any, key_id: str) -> Optional[str]:
+    """Why KMS (DescribeKey, in the client's region) says `key_id` cannot encrypt a copy there, or None."""
+    try:
+        meta = kms.describe_key(KeyId=key_id, aws_retry=True)["KeyMetadata"]
+    except Exception as e:  # botocore errors: mostly NotFoundException for a key of another region
+        return aws_error_message(e)
+    if meta.get("KeyState") != "Enabled" or meta.get("KeyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT":
+        return f"it is {meta.get('KeyState')} with usage {meta.get('KeyUsage')}"
+    return None
+
+
 def in_parallel(regions: list[str], work: Callable[[str], T]) -> dict[str, T]:
     """Runs work(region) for every region at once and returns the results by region."""
     if not regions:

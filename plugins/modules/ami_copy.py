@@ -131,8 +131,8 @@ attributes:
     support: full
     description: Reports which regions would get a new copy (RV(copied_regions)) and which copies would be reused.
   diff_mode:
-    support: none
-    description: No diff is produced.
+    support: full
+    description: Shows the copy of each region before and after the task.
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -262,7 +262,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.bakery.ami.plugins.module_utils._bake_tags import COPY_SOURCE_TAG, copy_source_value
 from ansible_collections.bakery.ami.plugins.module_utils._client import aws_clients
-from ansible_collections.bakery.ami.plugins.module_utils._copy import CopyEngine, RegionOutcome, RegionPlan
+from ansible_collections.bakery.ami.plugins.module_utils._copy import CopyEngine, RegionOutcome, RegionPlan, kms_key_problem
 from ansible_collections.bakery.ami.plugins.module_utils._images import ami_name_problem, describe_image, image_result
 from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions import (
     LAUNCH_PERMISSIONS_SPEC,
@@ -270,7 +270,6 @@ from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions imp
     wanted_permissions,
 )
 from ansible_collections.bakery.ami.plugins.module_utils._regions import unknown_regions
-from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message
 from ansible_collections.bakery.ami.plugins.module_utils._tags import tags_to_dict
 
 
@@ -317,16 +316,14 @@ class AmiCopy:
             raise BadInput(f"The source image {image_id} in {source_region} is {image.get('State')}: only an available image can be copied.")
         return image
 
-    def check_kms_key(self, kms: Any, region: str, key_id: str) -> None:
-        """KMS DescribeKey in the target region: the key must exist there, be enabled and encrypt."""
-        try:
-            meta = kms.describe_key(KeyId=key_id, aws_retry=True)["KeyMetadata"]
-        except Exception as e:  # botocore errors
-            raise BadInput(f"The KMS key {key_id} is not usable in {region} ({aws_error_message(e)}): give a key of that region.") from e
-        if meta.get("KeyState") != "Enabled" or meta.get("KeyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT":
-            raise BadInput(
-                f"The KMS key {key_id} is not usable in {region}: it is {meta.get('KeyState')} with usage {meta.get('KeyUsage')}."
-            )
+    def check_kms_keys(self, plans: list[RegionPlan]) -> None:
+        """Each region's key must exist there, be enabled and encrypt, before any copy starts."""
+        with_keys = [plan for plan in plans if plan.kms_key_id]
+        kms = aws_clients(self.module, "kms", [plan.region for plan in with_keys])
+        for plan in with_keys:
+            problem = kms_key_problem(kms[plan.region], str(plan.kms_key_id))
+            if problem:
+                raise BadInput(f"The KMS key {plan.kms_key_id} is not usable in {plan.region}: {problem}; give an enabled key of that region.")
 
     def plans(self, source: dict[str, Any], source_region: str, regions: list[str]) -> list[RegionPlan]:
         base_tags = {k: v for k, v in tags_to_dict(source.get("Tags")).items() if not k.startswith("aws:")} if self.params["copy_tags"] else {}
@@ -361,6 +358,12 @@ class AmiCopy:
             "copied_regions": [o.region for o in outcomes if o.created and not o.error],
         }
 
+    def diff(self, outcomes: list[RegionOutcome]) -> dict[str, Any]:
+        """The copy in each region before and after (a new copy in check mode shows as "(new copy)")."""
+        before = {o.region: o.image["ImageId"] for o in outcomes if o.image and not o.created}
+        after = {o.region: o.image["ImageId"] if o.image else "(new copy)" for o in outcomes}
+        return {"before": {"image_ids": before}, "after": {"image_ids": after}}
+
     def run(self) -> None:
         source_region = self.params["source_region"] or self.module.region
         regions = self.target_regions()
@@ -369,14 +372,11 @@ class AmiCopy:
             clients = aws_clients(self.module, "ec2", list(dict.fromkeys([source_region] + regions)))
             source = self.source_image(clients[source_region], source_region)
             plans = self.plans(source, source_region, regions)
-            with_keys = [plan for plan in plans if plan.kms_key_id]
-            kms = aws_clients(self.module, "kms", [plan.region for plan in with_keys])
-            for plan in with_keys:
-                self.check_kms_key(kms[plan.region], plan.region, str(plan.kms_key_id))
+            self.check_kms_keys(plans)
         except BadInput as e:
             self.module.fail_json(msg=str(e))
-        except Exception as e:  # botocore errors while reading the source image
-            self.module.fail_json_aws(e, msg=f"Could not read the source image {self.params['source_image_id']} in {source_region}")
+        except Exception as e:  # botocore errors while reading the source image or the target regions
+            self.module.fail_json_aws(e, msg=f"Could not prepare the copy of {self.params['source_image_id']} from {source_region}")
         engine = CopyEngine(
             # Clients are made here, one per region, because making them is not thread-safe.
             {region: clients[region] for region in regions},
@@ -389,7 +389,8 @@ class AmiCopy:
         changed = any(o.changed for o in outcomes)
         failed = [o for o in outcomes if o.error]
         if not failed:
-            self.module.exit_json(changed=changed, **self.result_of(outcomes))
+            extra = {"diff": self.diff(outcomes)} if self.module._diff else {}
+            self.module.exit_json(changed=changed, **extra, **self.result_of(outcomes))
         errors = "; ".join(f"{o.region}: {o.error}" for o in failed)
         msg = f"Copying {source['ImageId']} from {source_region} failed in {len(failed)} of {len(outcomes)} regions ({errors})"
         if self.params["on_failure"] == "rollback":

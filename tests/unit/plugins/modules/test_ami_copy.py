@@ -464,3 +464,14 @@ def test_a_copy_that_never_becomes_available_times_out_and_is_rolled_back(
     assert result["failed"] is True
     assert "us-west-2: Timed out after 0s waiting for the copy ami-0eeeeeeeeeeeeeeee in us-west-2" in result["msg"]
     assert "rolled back the new copies in us-west-2" in result["msg"]
+
+
+def test_diff_shows_reused_and_new_copies(source_image: str, run_module: RunModule) -> None:
+    first = run_module(ami_copy.main, copy_args(source_image, regions=["us-west-2"]))
+
+    result = run_module(ami_copy.main, copy_args(source_image, regions=["us-west-2", "eu-west-1"]), check_mode=True, diff=True)
+
+    assert result["diff"] == {
+        "before": {"image_ids": {"us-west-2": first["image_ids"]["us-west-2"]}},
+        "after": {"image_ids": {"us-west-2": first["image_ids"]["us-west-2"], "eu-west-1": "(new copy)"}},
+    }
