@@ -423,6 +423,11 @@ def _pinned(value: t.Any, what: str) -> list[str]:
         raise AnsibleError(f"{what}: {exc}") from None
 
 
+def _absolute(path: str | None) -> str | None:
+    # the control process runs from /, so relative paths are resolved here
+    return os.path.abspath(os.path.expanduser(path)) if path else None
+
+
 class Connection(ConnectionBase):
     """SSH over paramiko through a persistent per-host control process."""
 
@@ -440,7 +445,7 @@ class Connection(ConnectionBase):
             "host": self.get_option("remote_addr"),
             "port": int(self.get_option("port") or 22),
             "user": user,
-            "private_key_file": os.path.expanduser(key_file) if key_file else None,
+            "private_key_file": _absolute(key_file),
             "password": self.get_option("password"),
             "allow_agent": self.get_option("allow_agent"),
             "look_for_keys": self.get_option("look_for_keys"),
@@ -455,7 +460,7 @@ class Connection(ConnectionBase):
             "auth_timeout": self.get_option("auth_timeout"),
             "keepalive": self.get_option("keepalive"),
             "host_key_checking": self.get_option("host_key_checking"),
-            "known_hosts_file": self.get_option("known_hosts_file"),
+            "known_hosts_file": _absolute(self.get_option("known_hosts_file")),
             "record_host_keys": self.get_option("record_host_keys"),
             "idle_timeout": self.get_option("idle_timeout"),
             "instance_connect": None,
@@ -473,7 +478,7 @@ class Connection(ConnectionBase):
             jump_key = self.get_option("jump_private_key_file") or key_file
             settings["jump"] = {
                 "host": host, "port": port, "user": jump_user or user,
-                "private_key_file": os.path.expanduser(jump_key) if jump_key else None,
+                "private_key_file": _absolute(jump_key),
                 "password": None, "allow_agent": target["allow_agent"], "look_for_keys": target["look_for_keys"],
                 "host_keys": _pinned(self.get_option("jump_host_keys"), "jump_host_keys"),
             }

@@ -121,7 +121,7 @@ class ControlServer:
                     send_json(conn, RESULT, {"error": f"unknown request {op!r}", "kind": "error"})
             except ConnectError as exc:
                 send_json(conn, RESULT, {"error": str(exc), "kind": exc.kind})
-            except (IOError, OSError) as exc:
+            except OSError as exc:
                 kind = "file" if op in ("put", "fetch") and not isinstance(exc, (EOFError, ConnectionError)) else "unreachable"
                 send_json(conn, RESULT, {"error": f"{op} failed: {exc}", "kind": kind})
             except _SESSION_ERRORS as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -150,11 +151,17 @@ def test_sshd_restarted_between_tasks_reconnects(ansible, sshd) -> None:
 
 
 def test_control_process_leaves_after_idle_timeout(ansible, sshd) -> None:
-    ansible.play(PING, ansible.host_vars(sshd, ansible_paramiko_idle_timeout=3), check=True)
-    assert len(control_processes(ansible.control_dir)) == 1
-    assert any(p.name.startswith("bakery-paramiko-") and p.is_socket() for p in ansible.control_dir.iterdir())
+    local = {"delegate_to": "localhost", "vars": {"ansible_connection": "local"}}
+    tasks = [
+        *PING,
+        # checked inside the play, while the session is certainly still wanted
+        {"find": {"paths": str(ansible.control_dir), "file_type": "any", "patterns": "bakery-paramiko-*"},
+         "register": "sockets", **local},
+        {"assert": {"that": "sockets.files | selectattr('issock') | list | length == 1"}},
+    ]
+    ansible.play(tasks, ansible.host_vars(sshd, ansible_paramiko_idle_timeout=10), check=True)
     assert oct(ansible.control_dir.stat().st_mode & 0o777) == "0o700"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while control_processes(ansible.control_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert control_processes(ansible.control_dir) == []
@@ -163,7 +170,23 @@ def test_control_process_leaves_after_idle_timeout(ansible, sshd) -> None:
     ansible.play(PING, ansible.host_vars(sshd), name="again", check=True)
     pid = control_processes(ansible.control_dir)[0]
     subprocess.run(["kill", "-9", str(pid)], check=True)
-    time.sleep(0.2)
+    while control_processes(ansible.control_dir):
+        time.sleep(0.05)
     assert any(p.is_socket() for p in ansible.control_dir.iterdir())
     ansible.play(PING, ansible.host_vars(sshd), name="after-kill", check=True)
     assert sshd.accepted() == 3
+
+
+def test_silent_server_times_out(ansible, sshd) -> None:
+    # accepts TCP connections but never speaks SSH, like a host whose sshd hangs
+    silent = socket.socket()
+    silent.bind(("127.66.4.1", 0))
+    silent.listen(16)
+    try:
+        hostvars = ansible.host_vars(sshd, ansible_host="127.66.4.1", ansible_port=silent.getsockname()[1],
+                                     ansible_paramiko_banner_timeout=1, ansible_paramiko_connect_timeout=3)
+        run = ansible.play(PING, hostvars)
+        _unreachable(run)
+        assert "SSH handshake with 127.66.4.1" in run.out and "gave up after connect_timeout 3s" in run.out
+    finally:
+        silent.close()
