@@ -15,7 +15,6 @@ from localcloud.runtime.errors import RuntimeFailure
 # Host programs the runtime itself runs, and programs every instance needs from /usr.
 REQUIRED_PROGRAMS: dict[str, str] = {
     "/usr/bin/unshare": "util-linux",
-    "/usr/sbin/pivot_root": "util-linux",
     "/usr/sbin/sshd": "openssh-server",
     "/usr/bin/ssh-keygen": "openssh-client",
     "/usr/bin/sudo": "sudo",

@@ -122,7 +122,7 @@ class Instance:
         (self.dir / "boot.json").write_text(json.dumps(config))
         command = [
             "/usr/bin/unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child",
-            "--propagation", "private", HOST_PYTHON, "-I", str(BOOT_SCRIPT), str(self.dir / "boot.json"),
+            "--propagation", "private", HOST_PYTHON, "-I", "-S", str(BOOT_SCRIPT), str(self.dir / "boot.json"),
         ]
         with (self.dir / "runtime.log").open("ab") as log:
             self._process = subprocess.Popen(
@@ -185,7 +185,7 @@ class Instance:
         if port_map is not None:
             port_map.remove(self.record.ip)
 
-    def is_ready(self, timeout: float = 1.0) -> bool:
+    def is_ready(self, timeout: float = 5.0) -> bool:
         """True when sshd on the instance's address answers with an SSH banner."""
         if not self.running():
             return False
@@ -200,7 +200,8 @@ class Instance:
     def wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
-            if self.is_ready(timeout=min(1.0, max(0.05, deadline - time.monotonic()))):
+            # sshd re-executes itself for every connection: on a busy host its banner can take seconds.
+            if self.is_ready(timeout=min(5.0, max(0.05, deadline - time.monotonic()))):
                 return True
             if time.monotonic() >= deadline or not self.running():
                 return False
