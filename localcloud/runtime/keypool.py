@@ -25,6 +25,7 @@ class KeyPool:
         self.size = size
         self._lock = threading.Lock()
         self._filling: threading.Thread | None = None
+        self._generating: subprocess.Popen[bytes] | None = None
         self._closed = False
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
@@ -56,20 +57,30 @@ class KeyPool:
         self._filling.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop refilling and wait for a key being generated, so no ssh-keygen outlives the runtime."""
+        """Stop refilling and end a key generation under way, so no ssh-keygen outlives the runtime."""
         self._closed = True
+        generating = self._generating
+        if generating is not None and generating.poll() is None:
+            generating.kill()
         if self._filling is not None:
             self._filling.join(timeout)
 
     def _fill(self) -> None:
         while not self._closed and len(self._ready()) < self.size:
             name = self.root / f".{uuid.uuid4().hex}"
-            result = subprocess.run(
+            with subprocess.Popen(
                 ["nice", "-n", "10", "/usr/bin/ssh-keygen", "-q", "-t", "rsa", "-b", str(RSA_BITS),
                  "-N", "", "-C", "", "-f", str(name)],
-                stdin=subprocess.DEVNULL, capture_output=True, check=False,
-            )
-            if result.returncode != 0:
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ) as process:
+                self._generating = process
+                if self._closed:
+                    process.kill()
+                returncode = process.wait()
+            self._generating = None
+            if returncode != 0:
+                for partial in (name, name.with_name(f"{name.name}.pub")):
+                    partial.unlink(missing_ok=True)
                 return
             stem = uuid.uuid4().hex
             # The public half lands first: a private key without it is not yet "ready".

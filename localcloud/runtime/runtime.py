@@ -52,7 +52,7 @@ class Runtime:
         """Delete layers nobody refers to (the base and layers under existing instances always count)."""
         with self._lock:
             keep = set(referenced)
-            keep.update(layer for instance in self._all_instances() for layer in instance.record.layers)
+            keep.update(layer for record in self._records() for layer in record.layers)
             base_marker = self.state_dir / "base-layer.json"
             if base_marker.exists():
                 keep.add(base.ensure_base_layer(self.store, base_marker))
@@ -78,7 +78,7 @@ class Runtime:
                 raise RuntimeFailure(f"Instance {instance_id} already exists.")
             if self._listen_port is None:
                 self._listen_port = netaddr.listen_port_for(self.ssh_port)
-            taken = [other.record.ip for other in self._all_instances()]
+            taken = [record.ip for record in self._records()]
             ip = netaddr.allocate(self.state_dir, taken, self._listen_port)
             record = Record(id=instance_id, ip=ip, port=self.ssh_port, user=user, layers=list(layers),
                             hostname="ip-" + ip.replace(".", "-"), listen_port=self._listen_port)
@@ -98,6 +98,8 @@ class Runtime:
             except BaseException:
                 instance.halt()
                 instance.remove()
+                with self._lock:
+                    self._instances.pop(instance_id, None)
                 raise
         return ip
 
@@ -202,6 +204,16 @@ class Runtime:
             if (path / "record.json").is_file():
                 found.append(self._instances.get(path.name) or Instance(self.state_dir, path.name))
         return found
+
+    def _records(self) -> list[Record]:
+        """Records of the instances that exist; one being terminated meanwhile is skipped."""
+        records = []
+        for instance in self._all_instances():
+            try:
+                records.append(instance.record)
+            except RuntimeFailure:
+                continue
+        return records
 
     def _locked(self, instance_id: str) -> threading.RLock:
         with self._lock:
