@@ -47,3 +47,10 @@ def source_ami(moto_server: Moto) -> str:
     return str(sorted(images, key=lambda i: i["ImageId"])[0]["ImageId"])
 
 
+
+
+# The local cloud (real instances): one for the session, settings reset around a test.
+from localcloud import testing as _localcloud_testing  # noqa: E402
+
+localcloud_session = _localcloud_testing.localcloud_session
+localcloud_settings = _localcloud_testing.localcloud_settings
