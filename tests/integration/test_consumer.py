@@ -112,9 +112,14 @@ def installed_collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The collection as a consumer gets it: built into a tarball, installed into its own path."""
     dist = tmp_path_factory.mktemp("dist")
     collections = tmp_path_factory.mktemp("consumer-collections")
-    run([BIN / "ansible-galaxy", "collection", "build", "--output-path", dist, REPO], cwd=dist)
+    # A config of its own: the checkout's ansible.cfg (which `make` exports) would make
+    # ansible-galaxy see bakery.ami as installed already and skip the install.
+    (dist / "ansible.cfg").write_text("[defaults]\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ANSIBLE_CONFIG"] = str(dist / "ansible.cfg")
+    run([BIN / "ansible-galaxy", "collection", "build", "--output-path", dist, REPO], cwd=dist, env=env)
     [tarball] = dist.glob("bakery-ami-*.tar.gz")
-    run([BIN / "ansible-galaxy", "collection", "install", "--no-deps", "-p", collections, tarball], cwd=dist)
+    run([BIN / "ansible-galaxy", "collection", "install", "--no-deps", "-p", collections, tarball], cwd=dist, env=env)
     assert (collections / "ansible_collections" / "bakery" / "ami" / "plugins" / "modules" / "ami_copy.py").is_file()
     return collections
 
