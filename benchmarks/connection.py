@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -143,6 +144,7 @@ def main() -> int:
     variants = ["a", "b", "c", "d"] if has_builtin_paramiko() else ["a", "b", "d"]
     names = {"a": "bakery.ami.paramiko", "b": "ssh + pipelining + ControlPersist", "c": "builtin paramiko_ssh",
              "d": "local (floor)"}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still clean up users and sshd
     created = ensure_users()
     work = Path(tempfile.mkdtemp(prefix="bbench"))
     work.chmod(0o755)

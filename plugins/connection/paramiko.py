@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Copyright: contributors to bakery.ami
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ description:
     (sudo, su), SFTP file transfers, a jump host, pinned host keys and EC2 Instance Connect.
   - Host keys are never accepted blindly. An unknown key fails with its fingerprint and a changed key fails as
     a possible man-in-the-middle attack, unless O(host_key_checking) is false.
-author: bakery.ami contributors
-version_added: 1.0.0
+author:
+  - bakery.ami contributors (!UNKNOWN)
+version_added: 0.1.0
 requirements:
   - paramiko >= 3.4 (on the controller)
   - boto3 (on the controller, only for O(instance_connect))
@@ -467,10 +469,10 @@ class Connection(ConnectionBase):
         }
         jump = self.get_option("jump_host")
         if jump:
-            jump_user, _, address = jump.rpartition("@")
+            jump_user, at_sign, address = jump.rpartition("@")
             host, port = address, 22
             if address.startswith("["):
-                host, _, rest = address[1:].partition("]")
+                host, bracket, rest = address[1:].partition("]")
                 port = int(rest[1:]) if rest.startswith(":") else 22
             elif address.count(":") == 1:
                 host, port_text = address.split(":")
@@ -520,13 +522,17 @@ class Connection(ConnectionBase):
         self._connected = True
         return self
 
+    def _active_client(self) -> ControlClient:
+        if self._client is None:  # only after _connect, which ensure_connect runs first
+            raise AnsibleError("bakery.ami.paramiko used before it was connected")
+        return self._client
+
     def exec_command(self, cmd: str, in_data: bytes | None = None, sudoable: bool = True) -> tuple[int, bytes, bytes]:
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
-        assert self._client is not None
         use_pty = bool(self.get_option("pty") and sudoable and in_data is None and self.become is not None)
         display.vvv(f"EXEC{' (pty)' if use_pty else ''} {cmd}", host=self.get_option("remote_addr"))
         try:
-            session = self._client.exec(cmd, use_pty, term=os.environ.get("TERM") or "vt100")
+            session = self._active_client().exec(cmd, use_pty, term=os.environ.get("TERM") or "vt100")
         except ControlError as exc:
             raise self._failure(exc) from None
         try:
@@ -555,7 +561,8 @@ class Connection(ConnectionBase):
 
     def _escalate(self, session: ExecSession) -> tuple[bytes, bytes]:
         """Answer the become prompt; return the output seen once escalation succeeded."""
-        assert self.become is not None
+        if self.become is None:
+            return b"", b""
         timeout = float(self.get_option("timeout"))
         deadline = time.monotonic() + timeout
         out = err = b""
@@ -586,21 +593,19 @@ class Connection(ConnectionBase):
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
-        assert self._client is not None
         display.vvv(f"PUT {in_path} TO {out_path}", host=self.get_option("remote_addr"))
         if not os.path.exists(to_bytes(in_path, errors="surrogate_or_strict")):
             raise AnsibleFileNotFound(f"file or module does not exist: {in_path}")
         try:
-            self._client.put(in_path, out_path)
+            self._active_client().put(in_path, out_path)
         except ControlError as exc:
             raise self._failure(exc) from None
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         super().fetch_file(in_path, out_path)
-        assert self._client is not None
         display.vvv(f"FETCH {in_path} TO {out_path}", host=self.get_option("remote_addr"))
         try:
-            self._client.fetch(in_path, out_path)
+            self._active_client().fetch(in_path, out_path)
         except ControlError as exc:
             raise self._failure(exc) from None
 

@@ -65,9 +65,7 @@ def control_name(settings: dict[str, t.Any]) -> str:
 def _collections_root() -> str:
     # .../ansible_collections/bakery/ami/plugins/plugin_utils/_ssh_client.py
     here = os.path.abspath(__file__)
-    for _ in range(6):
-        here = os.path.dirname(here)
-    return here
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(here))))))
 
 
 def private_dir(path: str) -> str:
@@ -92,7 +90,7 @@ class ExecSession:
     def read_frame(self, timeout: float | None = None) -> tuple[bytes, bytes] | None:
         """Next frame, or None on timeout; raises ControlError if the control process vanished."""
         if timeout is not None:
-            ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
+            ready = select.select([self.sock], [], [], max(0.0, timeout))[0]
             if not ready:
                 return None
         try:
@@ -174,10 +172,11 @@ class ControlClient:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True, cwd="/",
         )
-        assert process.stdin is not None and process.stdout is not None
+        if process.stdin is None or process.stdout is None:
+            raise ControlError("error", "the control process has no pipes")
         process.stdin.write(json.dumps(self.settings).encode())
         process.stdin.close()
-        ready, _, _ = select.select([process.stdout], [], [], self.spawn_timeout)
+        ready = select.select([process.stdout], [], [], self.spawn_timeout)[0]
         line = process.stdout.readline() if ready else b""
         process.stdout.close()
         try:

@@ -183,7 +183,7 @@ class ControlServer:
         listener.settimeout(min(1.0, max(0.1, idle_timeout / 4)))
         while not self.stopping:
             try:
-                conn, _ = listener.accept()
+                conn = listener.accept()[0]
             except socket.timeout:
                 with self.lock:
                     idle = self.active == 0 and time.monotonic() - self.last_used > idle_timeout
@@ -197,7 +197,7 @@ class ControlServer:
         listener.setblocking(False)
         while True:
             try:
-                conn, _ = listener.accept()
+                conn = listener.accept()[0]
             except (BlockingIOError, socket.timeout):
                 break
             conn.setblocking(True)

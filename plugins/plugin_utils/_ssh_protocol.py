@@ -26,8 +26,11 @@ class ProtocolError(Exception):
 
 
 def send_frame(sock: socket.socket, kind: bytes, payload: bytes = b"") -> None:
-    sock.sendall(_HEADER.pack(kind, len(payload)) + payload if len(payload) < 65536 else _HEADER.pack(kind, len(payload)))
-    if len(payload) >= 65536:
+    header = _HEADER.pack(kind, len(payload))
+    if len(payload) < 65536:
+        sock.sendall(header + payload)  # one write: small frames are the common case
+    else:
+        sock.sendall(header)
         sock.sendall(payload)
 
 

@@ -112,11 +112,12 @@ def _handshake(sock: t.Any, endpoint: Settings, settings: Settings, attempt_time
     _prefer_fast_ciphers(transport)
     try:
         transport.start_client(timeout=attempt_timeout)
+        # raises too when the server hung up or the banner timed out during negotiation
+        key = transport.get_remote_server_key()
     except (paramiko.SSHException, EOFError, OSError) as exc:
         transport.close()
         # sshd still starting (or MaxStartups) drops the connection before the banner
         raise _Retry(f"SSH handshake with {endpoint['host']}:{endpoint['port']} failed: {exc or type(exc).__name__}") from exc
-    key = transport.get_remote_server_key()
     try:
         blob = key.asbytes()
         verifier.verify(key.get_name(), blob)

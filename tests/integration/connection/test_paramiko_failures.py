@@ -7,7 +7,6 @@ import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from _paramiko_sshd import control_processes

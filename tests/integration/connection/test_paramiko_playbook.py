@@ -62,9 +62,7 @@ def test_everyday_tasks(ansible, sshd, tmp_path: Path, pipelining: bool) -> None
 
 def test_large_copy_and_two_full_streams(ansible, sshd, tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
-    with open(big, "wb") as out:
-        for _ in range(50):
-            out.write(os.urandom(1024 * 1024))
+    big.write_bytes(os.urandom(50 * 1024 * 1024))
     digest = hashlib.sha1(big.read_bytes()).hexdigest()
     # Both streams full at once: a reader that drains one before the other would hang.
     noisy = ("python3 -c \"import sys\nfor _ in range(20):\n sys.stdout.write('o' * 1000000); sys.stdout.flush()\n"

@@ -42,7 +42,7 @@ def test_parse_forms(tmp_path: Path) -> None:
 
 def test_verifier_known_hosts(tmp_path: Path) -> None:
     key_type, blob = _ed25519(tmp_path / "a")
-    _, other = _ed25519(tmp_path / "b")
+    other = _ed25519(tmp_path / "b")[1]
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.9]:2222 {key_type} {base64.b64encode(blob).decode()}\n")
     HostKeyVerifier("127.0.0.9", 2222, True, str(known), [], False).verify(key_type, blob)
@@ -60,7 +60,7 @@ def test_verifier_known_hosts(tmp_path: Path) -> None:
 
 def test_verifier_pinned(tmp_path: Path) -> None:
     key_type, blob = _ed25519(tmp_path / "a")
-    _, other = _ed25519(tmp_path / "b")
+    other = _ed25519(tmp_path / "b")[1]
     verifier = HostKeyVerifier("h", 22, True, None, [(key_type, blob)], False)
     verifier.verify(key_type, blob)
     with pytest.raises(HostKeyError, match="does not match the pinned host keys"):
@@ -68,7 +68,7 @@ def test_verifier_pinned(tmp_path: Path) -> None:
 
 
 def test_fingerprint_matches_ssh_keygen(tmp_path: Path) -> None:
-    _, blob = _ed25519(tmp_path / "a")
+    blob = _ed25519(tmp_path / "a")[1]
     out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", f"{tmp_path / 'a'}.pub"],
                          check=True, capture_output=True, text=True).stdout.split()[1]
     assert fingerprint(blob) == out
