@@ -5,12 +5,6 @@ from __future__ import annotations
 
 import typing as t
 
-try:
-    import boto3
-    import botocore.exceptions
-except ImportError:  # reported when instance_connect is used
-    boto3 = None
-
 
 class InstanceConnectError(Exception):
     """SendSSHPublicKey failed."""
@@ -18,8 +12,12 @@ class InstanceConnectError(Exception):
 
 def push_public_key(aws: dict[str, t.Any], os_user: str, public_key: str) -> None:
     """Send `public_key` for `os_user` to the instance named in `aws` (instance_id, region, ...)."""
-    if boto3 is None:
-        raise InstanceConnectError("instance_connect needs the boto3 Python library on the controller")
+    # imported here: boto3 takes longer to import than the rest of the control process
+    try:
+        import boto3
+        import botocore.exceptions
+    except ImportError:
+        raise InstanceConnectError("instance_connect needs the boto3 Python library on the controller") from None
     instance_id = aws.get("instance_id")
     if not instance_id:
         raise InstanceConnectError("instance_connect needs instance_id")

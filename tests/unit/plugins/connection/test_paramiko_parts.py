@@ -71,7 +71,7 @@ def test_instance_connect_request() -> None:
     stubber.add_response("send_ssh_public_key", {"RequestId": "r", "Success": True},
                          {"InstanceId": "i-0123456789abcdef0", "InstanceOSUser": "admin",
                           "SSHPublicKey": PUBLIC_KEY})
-    real_session = _ssh_instance_connect.boto3.session.Session
+    real_session = boto3.session.Session
 
     class _Session:
         def __init__(self, **kwargs: object) -> None:
@@ -81,7 +81,7 @@ def test_instance_connect_request() -> None:
             assert (service, region_name, endpoint_url) == ("ec2-instance-connect", "eu-west-1", "http://127.0.0.1:5000")
             return client
 
-    _ssh_instance_connect.boto3.session.Session = _Session
+    boto3.session.Session = _Session
     try:
         with stubber:
             _ssh_instance_connect.push_public_key(
@@ -89,7 +89,7 @@ def test_instance_connect_request() -> None:
                  "profile": "bake"}, "admin", PUBLIC_KEY)
             stubber.assert_no_pending_responses()
     finally:
-        _ssh_instance_connect.boto3.session.Session = real_session
+        boto3.session.Session = real_session
 
 
 def test_plugin_declares_its_interface() -> None:
