@@ -6,13 +6,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent

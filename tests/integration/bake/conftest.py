@@ -2,6 +2,7 @@
 """Fixtures of the bake tests: real ansible-playbook runs against a moto server on loopback."""
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import urllib.request
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from bake_helpers import BIN, Moto, free_port
+from localcloud import testing as localcloud_testing
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +20,10 @@ def moto_server() -> Iterator[Moto]:
     if not server.exists():
         pytest.fail(f"{server} is missing: run `make venv` (requirements-test.txt installs moto[server])")
     port = free_port()
+    # importing the local cloud turns moto's stock images off for this process; a plain moto has them
+    env = {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "true"}
     process = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -47,10 +51,6 @@ def source_ami(moto_server: Moto) -> str:
     return str(sorted(images, key=lambda i: i["ImageId"])[0]["ImageId"])
 
 
-
-
 # The local cloud (real instances): one for the session, settings reset around a test.
-from localcloud import testing as _localcloud_testing  # noqa: E402
-
-localcloud_session = _localcloud_testing.localcloud_session
-localcloud_settings = _localcloud_testing.localcloud_settings
+localcloud_session = localcloud_testing.localcloud_session
+localcloud_settings = localcloud_testing.localcloud_settings

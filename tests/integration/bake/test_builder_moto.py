@@ -47,10 +47,10 @@ def test_builder_makes_tagged_locked_down_resources_and_cleanup_removes_them_twi
     assert "PRIVATE KEY" not in run.stdout  # never logged
     assert bake_resources(moto_server, bake_id) != NOTHING
 
-    for _ in range(2):  # twice is harmless
+    for attempt in (1, 2):  # twice is harmless
         clean = run_playbook(HERE / "playbooks/cleanup.yml",
                              base_vars(moto_server, source_ami, bake_id=bake_id, cleanup_key_dir=facts["key_dir"]))
-        assert clean.returncode == 0, clean.stdout + clean.stderr
+        assert clean.returncode == 0, f"cleanup run {attempt}: " + clean.stdout + clean.stderr
         assert bake_resources(moto_server, bake_id) == NOTHING
         assert not Path(facts["key_dir"]).exists()
 

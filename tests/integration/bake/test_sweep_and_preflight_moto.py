@@ -77,3 +77,34 @@ def test_bad_variables_fail_before_anything_is_created(
     assert message in failures[-1], failures[-1]
     assert "Bake bad-vars failed at step" in failures[-1]
     assert _everything(moto_server) == before
+
+
+def _existing_image(moto: Moto, source: str, name: str) -> str:
+    ec2 = moto.client("ec2")
+    instance = ec2.run_instances(ImageId=source, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    image = ec2.create_image(InstanceId=instance, Name=name)["ImageId"]
+    ec2.terminate_instances(InstanceIds=[instance])
+    return str(image)
+
+
+def test_second_bake_of_the_same_name_fails_clearly_or_reuses(
+    moto_server: Moto, source_ami: str, tmp_path: Path
+) -> None:
+    name = "same-name-twice"
+    image_id = _existing_image(moto_server, source_ami, name)
+    before = _everything(moto_server)
+
+    fail = run_playbook(REPO / "playbooks/bake.yml",
+                        base_vars(moto_server, source_ami, bake_id="same-name-fail", image_name=name))
+    assert fail.returncode != 0
+    assert f"An image named '{name}' already exists in us-east-1 ({image_id})" in fail.stdout
+    assert "Nothing was created." in fail.stdout
+    assert _everything(moto_server) == before
+
+    manifest = tmp_path / "manifest.json"
+    reuse = run_playbook(REPO / "playbooks/bake.yml",
+                         base_vars(moto_server, source_ami, bake_id="same-name-reuse", image_name=name,
+                                   image_if_exists="reuse", image_manifest_path=str(manifest)))
+    assert reuse.returncode == 0, reuse.stdout + reuse.stderr
+    assert _everything(moto_server) == before  # no builder, no second image
+    assert json.loads(manifest.read_text())["builds"][-1]["artifact_id"] == f"us-east-1:{image_id}"
