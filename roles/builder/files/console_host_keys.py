@@ -10,6 +10,12 @@ import json
 import sys
 
 import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+# Throttled answers are retried here and, past that, reported as "not yet" (exit 3) so the
+# role's own retry loop goes on: a busy account must not fail the bake at this step.
+THROTTLING = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 
 BEGIN = "-----BEGIN SSH HOST KEY KEYS-----"
 END = "-----END SSH HOST KEY KEYS-----"
@@ -37,8 +43,15 @@ def main() -> int:
     parser.add_argument("--profile", default="")
     args = parser.parse_args()
     session = boto3.session.Session(profile_name=args.profile or None, region_name=args.region)
-    ec2 = session.client("ec2", endpoint_url=args.endpoint_url or None)
-    output = ec2.get_console_output(InstanceId=args.instance_id, Latest=True).get("Output") or ""
+    ec2 = session.client("ec2", endpoint_url=args.endpoint_url or None,
+                         config=Config(retries={"mode": "standard", "max_attempts": 10}))
+    try:
+        output = ec2.get_console_output(InstanceId=args.instance_id, Latest=True).get("Output") or ""
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in THROTTLING:
+            print(json.dumps({"host_keys": [], "throttled": True}))
+            return 3
+        raise
     keys = host_keys_from_console(output)
     print(json.dumps({"host_keys": keys}))
     return 0 if keys else 3

@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A bake under throttling, and a bake killed mid-way then swept, against the local cloud."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bake_helpers import BIN, FAKE_CREDENTIALS, REPO
+from localcloud.testing import RunningCloud
+from test_bake_localcloud import REGIONS, _bake, _left_by
+
+pytestmark = pytest.mark.localcloud
+
+
+def test_bake_succeeds_with_30_percent_of_calls_throttled(
+    localcloud_session: RunningCloud, localcloud_settings: Any, tmp_path: Path
+) -> None:
+    localcloud_settings.update_settings({"faults": {"throttle_rate": 0.3}})
+    mark = localcloud_session.mark()
+    bake_id = "throttled-bake"
+    manifest = tmp_path / "manifest.json"
+    run = _bake(localcloud_session, {"bake_id": bake_id, "bake_copy_regions": ["us-west-2"],
+                                     "image_manifest_path": str(manifest)})
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr
+    assert localcloud_session.count(outcome="injected", since=mark) > 0
+    localcloud_settings.update_settings({"faults": {"throttle_rate": 0.0}})  # for the checks below
+    assert len(json.loads(manifest.read_text())["builds"][-1]["artifact_id"].split(",")) == 2
+    left = _left_by(localcloud_session, bake_id)
+    assert all(r.startswith(("ami-", "snap-")) for found in left.values() for r in found), left
+
+
+def test_bake_killed_during_customization_is_swept(localcloud_session: RunningCloud, tmp_path: Path) -> None:
+    cloud = localcloud_session
+    tasks = tmp_path / "slow.yml"
+    marker = tmp_path / "customizing"
+    tasks.write_text(
+        "- name: Tell the test the customization runs\n"
+        f"  ansible.builtin.file: {{path: {marker}, state: touch, mode: '0644'}}\n"
+        "  delegate_to: localhost\n  become: false\n"
+        "- name: A long customization\n  ansible.builtin.command: sleep 600\n  changed_when: true\n"
+    )
+    bake_id = "killed-mid-bake"
+    env = {**os.environ, **FAKE_CREDENTIALS, **cloud.env, "LOCALCLOUD_STATE_DIR": str(cloud.state_dir),
+           "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    command = [str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories/local"), str(REPO / "playbooks/bake.yml"),
+               "-e", json.dumps({"bake_id": bake_id, "bake_customize_tasks": str(tasks)})]
+    bake = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 900
+        while not marker.exists():
+            assert bake.poll() is None, "the bake ended before its customization ran"
+            assert time.monotonic() < deadline, "the customization did not start within 900 s"
+            time.sleep(1)
+    finally:
+        os.killpg(bake.pid, signal.SIGKILL)
+        bake.wait(timeout=30)
+    assert _left_by(cloud, bake_id)  # the killed bake left its builder behind
+
+    sweep = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories/local"), str(REPO / "playbooks/sweep.yml"),
+         "-e", json.dumps({"sweep_older_than_minutes": 0, "sweep_bake_id": bake_id, "bake_copy_regions": REGIONS[1:]})],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert sweep.returncode == 0, sweep.stdout[-6000:] + sweep.stderr
+    assert _left_by(cloud, bake_id) == {}
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*"))
