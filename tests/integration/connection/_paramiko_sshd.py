@@ -36,7 +36,30 @@ def remove_users(created: list[str]) -> None:
         return  # someone else's users (another test session or benchmark): theirs to remove
     SUDOERS.unlink(missing_ok=True)
     for user in created:
+        # commands a test abandoned (the become timeout's slow sudo) would keep userdel from working
+        found = subprocess.run(["id", "-u", user], capture_output=True, text=True, check=False)
+        if found.returncode != 0:
+            continue
+        for pid in _processes_of(int(found.stdout)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         subprocess.run(["userdel", "--remove", user], capture_output=True, check=False)
+
+
+def _processes_of(uid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+            if int(uids[0]) == uid:
+                found.append(int(entry))
+    return found
 
 
 def free_port(address: str) -> int:

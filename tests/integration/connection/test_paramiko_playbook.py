@@ -109,7 +109,7 @@ def test_become_password_wrong(ansible, sshd) -> None:
 
 def test_become_prompt_timeout(ansible, sshd) -> None:
     slow = "/tmp/bakery-slow-sudo"
-    setup = [{"copy": {"dest": slow, "mode": "0755", "content": "#!/bin/sh\nsleep 20\nexec sudo \"$@\"\n"}}]
+    setup = [{"copy": {"dest": slow, "mode": "0755", "content": "#!/bin/sh\nsleep 8\nexec sudo \"$@\"\n"}}]
     ansible.play(setup, ansible.host_vars(sshd), name="setup", check=True)
     tasks = [{"command": "id -un", "become": True, "become_user": OTHER_USER}]
     run = ansible.play(tasks, ansible.host_vars(sshd, ansible_become_password=PASSWORD, ansible_become_exe=slow,
