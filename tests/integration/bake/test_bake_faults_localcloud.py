@@ -71,3 +71,32 @@ def test_bake_killed_during_customization_is_swept(localcloud_session: RunningCl
     assert sweep.returncode == 0, sweep.stdout[-6000:] + sweep.stderr
     assert _left_by(cloud, bake_id) == {}
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*"))
+
+
+@pytest.mark.parametrize(
+    ("action", "step", "aws_message_shown"),
+    [
+        ("ImportKeyPair", "key pair", True),
+        # amazon.aws.ec2_security_group reports "Failed to create security group" without AWS's text
+        ("CreateSecurityGroup", "security group", False),
+        ("RunInstances", "launch", True),
+        ("StopInstances", "stop", True),
+        ("CreateImage", "create image", True),
+    ],
+)
+def test_an_api_failure_at_each_step_fails_naming_it_and_leaves_nothing(
+    localcloud_session: RunningCloud, localcloud_settings: Any, action: str, step: str, aws_message_shown: bool
+) -> None:
+    localcloud_settings.update_settings({"faults": {"action_errors": [
+        {"action": action, "code": "InvalidParameterValue", "message": f"injected failure of {action}",
+         "status": 400, "times": None},
+    ]}})
+    bake_id = f"fails-at-{action.lower()}"
+    run = _bake(localcloud_session, {"bake_id": bake_id})
+    assert run.returncode != 0
+    assert f"Bake {bake_id} failed at step '{step}'" in run.stdout, run.stdout[-4000:]
+    if aws_message_shown:
+        assert f"injected failure of {action}" in run.stdout, [x for x in run.stdout.splitlines() if "failed at step" in x]
+    assert "Its temporary resources were removed." in run.stdout
+    localcloud_settings.reset()
+    assert _left_by(localcloud_session, bake_id) == {}
