@@ -397,6 +397,7 @@ all:
 
 import base64
 import getpass
+import importlib.util
 import os
 import time
 import typing as t
@@ -409,11 +410,6 @@ from ansible.utils.display import Display
 from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_client import ControlClient, ControlError, ExecSession
 from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_hostkeys import parse_pinned_keys
 from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_protocol import RESULT, STDERR, STDOUT
-
-try:
-    import paramiko
-except ImportError:
-    paramiko = None
 
 display = Display()
 
@@ -492,7 +488,9 @@ class Connection(ConnectionBase):
         return settings
 
     def _make_client(self) -> ControlClient:
-        if paramiko is None:
+        # Only the control process imports paramiko; a task's worker just talks to it over a Unix
+        # socket, so it checks that the library is there without paying for importing it.
+        if importlib.util.find_spec("paramiko") is None:
             raise AnsibleError("the bakery.ami.paramiko connection needs the paramiko Python library on the controller")
         settings = self._settings()
         spawn_timeout = float(settings["connect_timeout"]) + float(settings["banner_timeout"]) + float(settings["auth_timeout"]) + 30

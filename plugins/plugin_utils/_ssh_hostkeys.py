@@ -12,11 +12,6 @@ import struct
 import tempfile
 import typing as t
 
-try:
-    import paramiko
-except ImportError:  # the plugin reports the missing library when it is used
-    paramiko = None
-
 # Key types a host may present; the algorithms paramiko negotiates map onto them.
 _ALGORITHM_KEY_TYPE = {"rsa-sha2-512": "ssh-rsa", "rsa-sha2-256": "ssh-rsa"}
 _BLOCK_MARKERS = ("-----BEGIN", "-----END")
@@ -92,6 +87,10 @@ class HostKeyVerifier:
     def _known_keys(self) -> dict[str, bytes]:
         if not self.known_hosts_file or not os.path.exists(self.known_hosts_file):
             return {}
+        # Imported here: the plugin's task workers load this module for parse_pinned_keys only,
+        # and must not pay for importing paramiko (only the control process needs it).
+        import paramiko
+
         known = paramiko.HostKeys()
         try:
             known.load(self.known_hosts_file)

@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
+import base64
 import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from botocore.stub import Stubber
 from ansible_collections.bakery.ami.plugins.connection import paramiko as plugin
 from ansible_collections.bakery.ami.plugins.plugin_utils import _ssh_instance_connect
 from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_client import ControlError, control_name, private_dir
+from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_hostkeys import HostKeyVerifier
 from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_protocol import (
     RESULT,
     STDOUT,
@@ -100,3 +104,36 @@ def test_plugin_declares_its_interface() -> None:
     for name in ("instance_connect", "instance_id", "region", "endpoint_url", "jump_host", "idle_timeout",
                  "known_hosts_file", "connect_timeout", "banner_timeout", "auth_timeout", "keepalive"):
         assert name in options
+
+
+def test_task_side_does_not_import_paramiko() -> None:
+    # Every task runs in a fresh worker that loads the plugin; only the control process needs
+    # paramiko, so the worker must not pay for importing it (ansible-core 2.21 no longer does).
+    collections = Path(os.path.abspath(plugin.__file__)).parents[5]  # .../ansible_collections/bakery/ami/plugins/connection
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from ansible_collections.bakery.ami.plugins.connection import paramiko as plugin; "
+        "from ansible_collections.bakery.ami.plugins.plugin_utils import _ssh_client, _ssh_hostkeys; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'paramiko'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(collections)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_missing_paramiko_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = plugin.importlib.util.find_spec
+    monkeypatch.setattr(plugin.importlib.util, "find_spec",
+                        lambda name, *args: None if name == "paramiko" else real_find_spec(name, *args))
+    connection = plugin.Connection.__new__(plugin.Connection)
+    with pytest.raises(plugin.AnsibleError, match="needs the paramiko Python library"):
+        connection._make_client()
+
+
+def test_pinned_host_keys_still_verify_against_known_hosts(tmp_path: Path) -> None:
+    # HostKeyVerifier now imports paramiko when it reads known_hosts; that path must still work.
+    blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(range(32))
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[10.0.0.1]:2222 ssh-ed25519 {base64.b64encode(blob).decode()}\n")
+    verifier = HostKeyVerifier("10.0.0.1", 2222, True, str(known), [], False)
+    assert verifier.trusted_keys() == {"ssh-ed25519": [blob]}
