@@ -16,7 +16,7 @@ DEB_PACKAGES := git shellcheck
 # Targets that `make test` runs, in order; mk/*.mk files add theirs.
 TEST_TARGETS := pytest sanity lint build-check
 
-.PHONY: help venv system-deps test pytest sanity lint build-check demo clean
+.PHONY: help venv system-deps test pytest pytest-cloud sanity lint build-check demo clean
 
 help:
 	@echo "make demo   run the main job against the local cloud"
@@ -35,11 +35,24 @@ include $(wildcard mk/*.mk)
 system-deps:
 	@tools/install-debs $(DEB_PACKAGES)
 
+# Two lanes side by side: the local-cloud suites mostly wait on instances and latencies, the
+# rest mostly computes. The cloud lane's output follows the other lane's.
 test: venv system-deps
-	@for t in $(TEST_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t; done
+	@mkdir -p $(BUILD); rc=0; \
+	$(MAKE) --no-print-directory pytest-cloud > $(BUILD)/pytest-cloud.log 2>&1 & cloud=$$!; \
+	for t in $(TEST_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || { rc=1; break; }; done; \
+	wait $$cloud || rc=1; \
+	echo "== make pytest-cloud"; cat $(BUILD)/pytest-cloud.log; \
+	exit $$rc
+
+# Suites that start a local cloud; the rest of tests/ runs in `pytest`.
+CLOUD_TESTS := tests/integration/localcloud tests/integration/bake tests/integration/modules
 
 pytest: venv system-deps
-	$(BIN)/pytest tests/unit tests/integration
+	$(BIN)/pytest tests/unit tests/integration $(addprefix --ignore=,$(CLOUD_TESTS))
+
+pytest-cloud: venv system-deps
+	$(BIN)/pytest -p no:cacheprovider $(CLOUD_TESTS)
 
 sanity: venv
 	tools/sanity
