@@ -8,12 +8,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
 
 import boto3
 import pytest
-from moto.ec2.models.amis import AmiBackend
-from moto.server import ThreadedMotoServer
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -82,33 +79,6 @@ PLAYBOOK = """---
         dest: "{{ results_file }}"
         mode: "0600"
 """
-
-
-def create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[..., Any]:
-    """moto raises NotImplementedError for snapshot TagSpecifications in CreateImage (EC2 tags the
-    new snapshots with them); the server is given that behaviour."""
-
-    def create_image(backend: Any, instance_id: str, name: str, description: str, tag_specifications: list[dict[str, Any]]) -> Any:
-        specs = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
-        snapshot_tags = {t["Key"]: t["Value"] for s in tag_specifications if s.get("ResourceType") == "snapshot" for t in s.get("Tags", [])}
-        ami = original(backend, instance_id, name, description, tag_specifications=specs)
-        if snapshot_tags:
-            backend.create_tags([ami.ebs_snapshot.id], snapshot_tags)
-        return ami
-
-    return create_image
-
-
-@pytest.fixture
-def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setattr(AmiBackend, "create_image", create_image_with_snapshot_tags(AmiBackend.create_image))
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def test_playbook_check_diff_and_idempotency(moto_endpoint: str, tmp_path: Path) -> None:

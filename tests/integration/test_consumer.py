@@ -9,14 +9,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
-from moto.ec2.models.amis import AmiBackend
-from moto.server import ThreadedMotoServer
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -78,33 +76,6 @@ PLAYBOOK = """---
         dest: "{{ results_file }}"
         mode: "0600"
 """
-
-
-def create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[..., Any]:
-    """moto raises NotImplementedError for snapshot TagSpecifications in CreateImage, which EC2
-    applies to the new snapshots; ami_create sends them, so the server is given that behaviour."""
-
-    def create_image(backend: Any, instance_id: str, name: str, description: str, tag_specifications: list[dict[str, Any]]) -> Any:
-        specs = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
-        snapshot_tags = {t["Key"]: t["Value"] for s in tag_specifications if s.get("ResourceType") == "snapshot" for t in s.get("Tags", [])}
-        ami = original(backend, instance_id, name, description, tag_specifications=specs)
-        if snapshot_tags:
-            backend.create_tags([ami.ebs_snapshot.id], snapshot_tags)
-        return ami
-
-    return create_image
-
-
-@pytest.fixture
-def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setattr(AmiBackend, "create_image", create_image_with_snapshot_tags(AmiBackend.create_image))
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
