@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import boto3
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
