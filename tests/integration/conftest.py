@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 import pytest
-from moto.ec2.models.amis import AmiBackend
-from moto.server import ThreadedMotoServer
 
 
 def create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -26,6 +24,10 @@ def create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[..
 
 @pytest.fixture
 def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    # Imported here: the connection suite also runs from a venv without moto (ansible-core 2.21).
+    from moto.ec2.models.amis import AmiBackend
+    from moto.server import ThreadedMotoServer
+
     monkeypatch.setattr(AmiBackend, "create_image", create_image_with_snapshot_tags(AmiBackend.create_image))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
