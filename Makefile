@@ -15,6 +15,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEB_PACKAGES := git shellcheck
 # Targets that `make test` runs, in order; mk/*.mk files add theirs.
 TEST_TARGETS := pytest sanity lint build-check
+# The second lane: targets that start a local cloud (mk/*.mk may append).
+CLOUD_TARGETS := pytest-cloud
 
 .PHONY: help venv system-deps test pytest pytest-cloud sanity lint build-check demo clean
 
@@ -39,10 +41,11 @@ system-deps:
 # rest mostly computes. The cloud lane's output follows the other lane's.
 test: venv system-deps
 	@mkdir -p $(BUILD); rc=0; \
-	$(MAKE) --no-print-directory pytest-cloud > $(BUILD)/pytest-cloud.log 2>&1 & cloud=$$!; \
+	{ crc=0; for t in $(CLOUD_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || { crc=1; break; }; done; \
+	  exit $$crc; } > $(BUILD)/cloud-lane.log 2>&1 & cloud=$$!; \
 	for t in $(TEST_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || { rc=1; break; }; done; \
 	wait $$cloud || rc=1; \
-	echo "== make pytest-cloud"; cat $(BUILD)/pytest-cloud.log; \
+	cat $(BUILD)/cloud-lane.log; \
 	exit $$rc
 
 # Suites that start a local cloud; the rest of tests/ runs in `pytest`.
