@@ -70,6 +70,9 @@ class LocalCloudApp:
                 str(environ.get("REQUEST_METHOD", "GET")), path, body, self._settings, self._views
             )
             return self._send(start_response, Reply(status, headers, payload))
+        call_latency = self._settings.latency("api_call")
+        if call_latency:
+            time.sleep(call_latency)
         began = time.monotonic()
         call = parse_call(environ, body)
         reply = self._faults.fault_for(call)

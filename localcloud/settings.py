@@ -20,6 +20,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         "copy_pending_regions": {},
         # how long a key pushed by EC2 Instance Connect is accepted (60 s on AWS)
         "instance_connect_key_ttl": 60.0,
+        # added to every API call (control calls excepted), as a network round trip to AWS costs
+        "api_call": 0.0,
     },
     "faults": {
         # share (0..1) of EC2 calls answered RequestLimitExceeded
