@@ -16,13 +16,13 @@ counted from the local cloud's request log. Medians over the rounds are printed.
 
 The latency floor of a bake is what no client can avoid given the injected latencies:
 - the transitions on the critical path: instance pending + instance stopping + image pending +
-  the slowest copy (copies can run at once, so only the longest counts) + instance shutting
-  down (the security group cannot go while the builder's interface holds it);
-- the per-call latency of the calls a bake cannot do without, in order: GetParameter (source AMI),
+  the longest of the copies and the builder's shutting down (once the image is available the
+  copies, the builder's termination and then the removal of its security group and key pair can
+  all run at once, so only the longest counts);
+- the per-call latency of the calls on that path, one after another: GetParameter (source AMI),
   ImportKeyPair, CreateSecurityGroup, AuthorizeSecurityGroupIngress, RunInstances,
   DescribeInstances (running), GetConsoleOutput, StopInstances, DescribeInstances (stopped),
-  CreateImage, DescribeImages (available), CopyImage, DescribeImages (copy available),
-  TerminateInstances, DescribeInstances (terminated), DeleteSecurityGroup, DeleteKeyPair (17);
+  CreateImage, DescribeImages (available), CopyImage, DescribeImages (copy available) (13);
 - the customization's own time on the builder, measured in the same run of (a): from the start
   of example_web's first task to the end of generalize's last task (the SSH connection set-up,
   fact gathering and everything on the controller are not in it: they are overhead).
@@ -65,7 +65,10 @@ LATENCY: dict[str, Any] = {
     "copy_pending_regions": COPY_REGIONS,
     "api_call": 0.05,
 }
-CRITICAL_CALLS = 17
+CRITICAL_CALLS = 13
+# Tasks that wait on an injected transition (launch, stop, image, copies, terminate).
+WAIT_ACTIONS = {"amazon.aws.ec2_instance", "amazon.aws.ec2_instance_info", "bakery.ami.ami_create",
+                "bakery.ami.ami_copy", "amazon.aws.ec2_ami", "community.aws.ec2_ami_copy"}
 TARGETS = {"wall": 0.6, "calls": 0.5, "overhead": 0.15}
 
 
@@ -76,6 +79,8 @@ class Run:
     calls: dict[str, int]
     other_calls: int
     customization: float
+    waiting: float
+    task_count: int
     tasks: list[tuple[str, float]] = field(default_factory=list)
 
     @property
@@ -85,7 +90,7 @@ class Run:
 
 def floor_seconds(customization: float) -> float:
     transitions = (LATENCY["instance_pending"] + LATENCY["instance_stopping"] + LATENCY["image_pending"]
-                   + max(COPY_REGIONS.values()) + LATENCY["instance_shutting_down"])
+                   + max(*COPY_REGIONS.values(), LATENCY["instance_shutting_down"]))
     return transitions + CRITICAL_CALLS * LATENCY["api_call"] + customization
 
 
@@ -177,8 +182,18 @@ def run_variant(cloud: RunningCloud, variant: str, run_id: str, workdir: Path) -
             calls[entry["action"]] = calls.get(entry["action"], 0) + 1
     check_run(cloud, variant, run_id, workdir)
     events = json.loads(timing.read_text())
-    tasks = sorted(((e["task"], d) for e, d in task_durations(events)), key=lambda item: -item[1])
-    return Run(variant, wall, calls, len(requests) - sum(calls.values()), customization_seconds(events), tasks)
+    timed = task_durations(events)
+    tasks = sorted(((e["task"], d) for e, d in timed), key=lambda item: -item[1])
+    waiting = sum(d for e, d in timed if e["action"] in WAIT_ACTIONS)
+    return Run(variant, wall, calls, len(requests) - sum(calls.values()), customization_seconds(events), waiting,
+               len(timed), tasks)
+
+
+def injected_wait(variant: str) -> float:
+    """The injected latency the waiting tasks of a variant sit through: (b) copies one region after another."""
+    copies = max(COPY_REGIONS.values()) if variant == "a" else sum(COPY_REGIONS.values())
+    return (LATENCY["instance_pending"] + LATENCY["instance_stopping"] + LATENCY["image_pending"] + copies
+            + LATENCY["instance_shutting_down"])
 
 
 def verdict(value: float, target: float) -> str:
@@ -214,6 +229,17 @@ def report(runs: list[Run], rounds: int) -> None:
             ("(a) overhead above the floor (a-floor)/floor", med(overheads), TARGETS["overhead"]))
     for label, value, target in rows:
         print(f"{label:44} {value:8.2f} {target:8.2f}  {verdict(value, target)}")
+    print("\nwhere the time goes (medians): tasks of the instance and image modules (they hold the launch, stop,"
+          " image, copy and terminate waits) against the latency injected there; customization; the rest (every"
+          " other task, ansible-playbook's start)")
+    for label, group in (("(a)", ours), ("(b)", base)):
+        variant = group[0].variant
+        waiting, wall = med(r.waiting for r in group), med(r.wall for r in group)
+        custom_b = med(r.customization for r in group)
+        injected = injected_wait(variant)
+        print(f"  {label} instance/image tasks {waiting:.1f}s for {injected:.1f}s injected"
+              f" (+{waiting - injected:.1f}s polling and module time); customization {custom_b:.1f}s;"
+              f" {med(r.task_count for r in group):.0f} tasks in all, the rest {wall - waiting - custom_b:.1f}s")
     for label, group in (("(a)", ours), ("(b)", base)):
         detail = ", ".join(f"{action} {n}" for action, n in sorted(group[-1].calls.items()))
         print(f"\n{label} EC2 calls, last round: {detail}")
