@@ -73,30 +73,73 @@ def test_bake_killed_during_customization_is_swept(localcloud_session: RunningCl
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*"))
 
 
-@pytest.mark.parametrize(
-    ("action", "step", "aws_message_shown"),
-    [
-        ("ImportKeyPair", "key pair", True),
-        # amazon.aws.ec2_security_group reports "Failed to create security group" without AWS's text
-        ("CreateSecurityGroup", "security group", False),
-        ("RunInstances", "launch", True),
-        ("StopInstances", "stop", True),
-        ("CreateImage", "create image", True),
-    ],
-)
+# (action failing, step named, AWS's message shown, extra variables of the bake)
+API_FAULTS = [
+    # the local inventory picks its source by SSM parameter, as bakes of AWS's own images do
+    ("GetParameter", "source lookup", True, {}),
+    ("ImportKeyPair", "key pair", True, {}),
+    # amazon.aws.ec2_security_group reports "Failed to create security group" without AWS's text
+    ("CreateSecurityGroup", "security group", False, {}),
+    ("RunInstances", "launch", True, {}),
+    ("StopInstances", "stop", True, {}),
+    ("CreateImage", "create image", True, {}),
+    # sharing runs after the copy: the image and its copy must both be rolled back
+    ("ModifyImageAttribute", "sharing", False, {"image_share_user_ids": ["111122223333"]}),
+]
+
+
+@pytest.mark.parametrize(("action", "step", "aws_message_shown", "extra_vars"), API_FAULTS,
+                         ids=[fault[0] for fault in API_FAULTS])
 def test_an_api_failure_at_each_step_fails_naming_it_and_leaves_nothing(
-    localcloud_session: RunningCloud, localcloud_settings: Any, action: str, step: str, aws_message_shown: bool
+    localcloud_session: RunningCloud, localcloud_settings: Any, action: str, step: str, aws_message_shown: bool,
+    extra_vars: dict[str, Any],
 ) -> None:
     localcloud_settings.update_settings({"faults": {"action_errors": [
-        {"action": action, "code": "InvalidParameterValue", "message": f"injected failure of {action}",
-         "status": 400, "times": None},
+        {"action": action, "code": "UnauthorizedOperation", "message": f"injected failure of {action}",
+         "status": 403, "times": None},
     ]}})
     bake_id = f"fails-at-{action.lower()}"
-    run = _bake(localcloud_session, {"bake_id": bake_id})
+    mark = localcloud_session.mark()
+    run = _bake(localcloud_session, {"bake_id": bake_id, **extra_vars})
     assert run.returncode != 0
     assert f"Bake {bake_id} failed at step '{step}'" in run.stdout, run.stdout[-4000:]
+    # the fault was met, not some other failure on the way
+    assert localcloud_session.count(action=action, outcome="injected", since=mark) > 0
     if aws_message_shown:
         assert f"injected failure of {action}" in run.stdout, [x for x in run.stdout.splitlines() if "failed at step" in x]
-    assert "Its temporary resources were removed." in run.stdout
+    created = step != "source lookup"
+    assert ("Its temporary resources were removed." if created else "Nothing was created.") in run.stdout
     localcloud_settings.reset()
     assert _left_by(localcloud_session, bake_id) == {}
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*"))
+
+
+def test_builder_refusing_ssh_fails_at_connect_and_leaves_nothing(localcloud_session: RunningCloud) -> None:
+    # The classic slip: the login user of another distribution. sshd answers and refuses the key.
+    bake_id = "fails-at-connect"
+    run = _bake(localcloud_session, {"bake_id": bake_id, "builder_ssh_user": "ubuntu", "bake_connect_timeout": 20})
+    assert run.returncode != 0
+    assert f"Bake {bake_id} failed at step 'connect' (Connect | wait for SSH on the builder)" in run.stdout, \
+        run.stdout[-4000:]
+    assert "Its temporary resources were removed." in run.stdout
+    assert _left_by(localcloud_session, bake_id) == {}
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*"))
+
+
+def test_generalize_failing_on_the_builder_fails_at_generalize_and_leaves_nothing(
+    localcloud_session: RunningCloud, tmp_path: Path
+) -> None:
+    # A hardening customization revokes the login user's passwordless sudo as its last task:
+    # it succeeds, and generalize, which needs root, is the first to pay for it.
+    tasks = tmp_path / "harden.yml"
+    tasks.write_text(
+        "- name: Harden | the default user loses passwordless sudo\n"
+        "  ansible.builtin.file: {path: /etc/sudoers.d/90-cloud-init-users, state: absent}\n"
+    )
+    bake_id = "fails-at-generalize"
+    run = _bake(localcloud_session, {"bake_id": bake_id, "bake_customize_tasks": str(tasks)})
+    assert run.returncode != 0
+    assert f"Bake {bake_id} failed at step 'generalize' (Generalize |" in run.stdout, run.stdout[-4000:]
+    assert "Its temporary resources were removed." in run.stdout
+    assert _left_by(localcloud_session, bake_id) == {}
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*"))
