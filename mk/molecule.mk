@@ -1,0 +1,51 @@
+# Molecule: the collection-level scenarios under extensions/molecule. Each starts a local cloud
+# of its own (state under build/molecule/<scenario>/), so they run in the cloud lane.
+MOLECULE_SCENARIOS := example_web
+MOLECULE := $(BIN)/molecule --base-config extensions/molecule/config.yml
+MOLECULE_STATE := $(BUILD)/molecule
+
+CLOUD_TARGETS += molecule
+
+.PHONY: molecule molecule-test molecule-create-failure
+
+molecule: molecule-test molecule-create-failure
+
+# The whole `molecule test` sequence per scenario. Whatever happens (a failure, an interrupt),
+# the scenario's local cloud is stopped afterwards; a cloud still running then fails the target.
+molecule-test: venv system-deps
+	@for s in $(MOLECULE_SCENARIOS); do \
+	  state=$(MOLECULE_STATE)/$$s; cloud=$$state/localcloud; mkdir -p $$state; \
+	  trap "$(BIN)/python -m localcloud --state-dir $$cloud stop >/dev/null 2>&1 || true" EXIT; \
+	  rc=0; MOLECULE_EPHEMERAL_DIRECTORY=$$state/ephemeral $(MOLECULE) test -s $$s || rc=$$?; \
+	  if $(BIN)/python -m localcloud --state-dir $$cloud status >/dev/null 2>&1; then \
+	    echo "molecule $$s: its local cloud ($$cloud) still ran after the test" >&2; rc=1; \
+	  fi; \
+	  [ $$rc -eq 0 ] || { echo "molecule test -s $$s failed (rc $$rc)" >&2; exit 1; }; \
+	done
+
+# Destroy after a create that failed half way: RunInstances is refused after the key pair and
+# the security group were made; destroy must delete both (the cloud's request log shows it),
+# remove the local key and stop the cloud.
+molecule-create-failure: venv system-deps
+	@state=$(MOLECULE_STATE)/example_web; cloud=$$state/localcloud; mkdir -p $$state; \
+	export MOLECULE_EPHEMERAL_DIRECTORY=$$state/ephemeral; \
+	trap "$(BIN)/python -m localcloud --state-dir $$cloud stop >/dev/null 2>&1 || true" EXIT; \
+	echo '{"faults": {"action_errors": [{"action": "RunInstances", "code": "InvalidParameterValue",' \
+	  '"status": 400, "message": "refused by the create-failure check", "times": null}]}}' > $$state/faults.json; \
+	if MOLECULE_LOCALCLOUD_SETTINGS=$$state/faults.json $(MOLECULE) create -s example_web > $$state/create-failure.log 2>&1; then \
+	  echo "molecule create succeeded although RunInstances was refused (see $$state/create-failure.log)" >&2; exit 1; \
+	fi; \
+	key_dir=$$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["key_dir"])' $$MOLECULE_EPHEMERAL_DIRECTORY/bake.json); \
+	[ -d "$$key_dir" ] || { echo "the failed create left no key directory to clean up ($$key_dir)" >&2; exit 1; }; \
+	$(MOLECULE) destroy -s example_web > $$state/destroy-after-failure.log 2>&1 \
+	  || { cat $$state/destroy-after-failure.log; echo "molecule destroy failed after a failed create" >&2; exit 1; }; \
+	[ ! -e "$$key_dir" ] || { echo "destroy left the builder key directory $$key_dir" >&2; exit 1; }; \
+	if $(BIN)/python -m localcloud --state-dir $$cloud status >/dev/null 2>&1; then \
+	  echo "destroy left the local cloud running ($$cloud)" >&2; exit 1; \
+	fi; \
+	$(BIN)/python -c 'import sys; from pathlib import Path; from localcloud.requestlog import count_requests as n; \
+	log = Path(sys.argv[1]); \
+	want = {"RunInstances": "injected", "ImportKeyPair": "ok", "CreateSecurityGroup": "ok", "DeleteKeyPair": "ok", "DeleteSecurityGroup": "ok"}; \
+	missing = [a for a, o in want.items() if n(log, action=a, outcome=o) == 0]; \
+	sys.exit(f"not in the request log after destroy: {missing}") if missing else print("molecule: destroy after a failed create removed the key pair, the security group, the key and the cloud")' \
+	  $$cloud/requests.jsonl
