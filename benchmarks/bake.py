@@ -190,10 +190,12 @@ def run_variant(cloud: RunningCloud, variant: str, run_id: str, workdir: Path) -
 
 
 def injected_wait(variant: str) -> float:
-    """The injected latency the waiting tasks of a variant sit through: (b) copies one region after another."""
-    copies = max(COPY_REGIONS.values()) if variant == "a" else sum(COPY_REGIONS.values())
-    return (LATENCY["instance_pending"] + LATENCY["instance_stopping"] + LATENCY["image_pending"] + copies
-            + LATENCY["instance_shutting_down"])
+    """The injected latency a variant's waits sit through: (a) copies at once while the builder
+    terminates, (b) copies one region after another, then terminates the builder."""
+    before = LATENCY["instance_pending"] + LATENCY["instance_stopping"] + LATENCY["image_pending"]
+    if variant == "a":
+        return before + max(*COPY_REGIONS.values(), LATENCY["instance_shutting_down"])
+    return before + sum(COPY_REGIONS.values()) + LATENCY["instance_shutting_down"]
 
 
 def verdict(value: float, target: float) -> str:
