@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,11 @@ def test_bake_killed_during_customization_is_swept(localcloud_session: RunningCl
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*"))
 
 
+def _run_tag() -> str:
+    """Keeps this run's bake ids (and so its local key directories) apart from another run's on the host."""
+    return "-" + uuid.uuid4().hex[:6]
+
+
 # (action failing, step named, AWS's message shown, extra variables of the bake)
 API_FAULTS = [
     # the local inventory picks its source by SSM parameter, as bakes of AWS's own images do
@@ -81,15 +87,17 @@ API_FAULTS = [
     # amazon.aws.ec2_security_group reports "Failed to create security group" without AWS's text
     ("CreateSecurityGroup", "security group", False, {}),
     ("RunInstances", "launch", True, {}),
+    ("RunInstances", "launch", True, {"builder_spot": True}),
     ("StopInstances", "stop", True, {}),
     ("CreateImage", "create image", True, {}),
     # sharing runs after the copy: the image and its copy must both be rolled back
+    # (amazon.aws.ec2_ami reports "Failed to modify image attribute" without AWS's text)
     ("ModifyImageAttribute", "sharing", False, {"image_share_user_ids": ["111122223333"]}),
 ]
 
 
 @pytest.mark.parametrize(("action", "step", "aws_message_shown", "extra_vars"), API_FAULTS,
-                         ids=[fault[0] for fault in API_FAULTS])
+                         ids=[fault[0] + ("-spot" if fault[3].get("builder_spot") else "") for fault in API_FAULTS])
 def test_an_api_failure_at_each_step_fails_naming_it_and_leaves_nothing(
     localcloud_session: RunningCloud, localcloud_settings: Any, action: str, step: str, aws_message_shown: bool,
     extra_vars: dict[str, Any],
@@ -98,11 +106,13 @@ def test_an_api_failure_at_each_step_fails_naming_it_and_leaves_nothing(
         {"action": action, "code": "UnauthorizedOperation", "message": f"injected failure of {action}",
          "status": 403, "times": None},
     ]}})
-    bake_id = f"fails-at-{action.lower()}"
+    bake_id = f"fails-at-{action.lower()}" + ("-spot" if extra_vars.get("builder_spot") else "") + _run_tag()
     mark = localcloud_session.mark()
     run = _bake(localcloud_session, {"bake_id": bake_id, **extra_vars})
     assert run.returncode != 0
     assert f"Bake {bake_id} failed at step '{step}'" in run.stdout, run.stdout[-4000:]
+    if step == "sharing":  # each region's error is named
+        assert "Launch permissions could not be set: us-east-1: " in run.stdout, run.stdout[-4000:]
     # the fault was met, not some other failure on the way
     assert localcloud_session.count(action=action, outcome="injected", since=mark) > 0
     if aws_message_shown:
@@ -111,19 +121,19 @@ def test_an_api_failure_at_each_step_fails_naming_it_and_leaves_nothing(
     assert ("Its temporary resources were removed." if created else "Nothing was created.") in run.stdout
     localcloud_settings.reset()
     assert _left_by(localcloud_session, bake_id) == {}
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*"))
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*")), run.stdout[-8000:]
 
 
 def test_builder_refusing_ssh_fails_at_connect_and_leaves_nothing(localcloud_session: RunningCloud) -> None:
     # The classic slip: the login user of another distribution. sshd answers and refuses the key.
-    bake_id = "fails-at-connect"
+    bake_id = "fails-at-connect" + _run_tag()
     run = _bake(localcloud_session, {"bake_id": bake_id, "builder_ssh_user": "ubuntu", "bake_connect_timeout": 20})
     assert run.returncode != 0
     assert f"Bake {bake_id} failed at step 'connect' (Connect | wait for SSH on the builder)" in run.stdout, \
         run.stdout[-4000:]
     assert "Its temporary resources were removed." in run.stdout
     assert _left_by(localcloud_session, bake_id) == {}
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*"))
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*")), run.stdout[-8000:]
 
 
 def test_generalize_failing_on_the_builder_fails_at_generalize_and_leaves_nothing(
@@ -136,10 +146,10 @@ def test_generalize_failing_on_the_builder_fails_at_generalize_and_leaves_nothin
         "- name: Harden | the default user loses passwordless sudo\n"
         "  ansible.builtin.file: {path: /etc/sudoers.d/90-cloud-init-users, state: absent}\n"
     )
-    bake_id = "fails-at-generalize"
+    bake_id = "fails-at-generalize" + _run_tag()
     run = _bake(localcloud_session, {"bake_id": bake_id, "bake_customize_tasks": str(tasks)})
     assert run.returncode != 0
     assert f"Bake {bake_id} failed at step 'generalize' (Generalize |" in run.stdout, run.stdout[-4000:]
     assert "Its temporary resources were removed." in run.stdout
     assert _left_by(localcloud_session, bake_id) == {}
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*"))
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*")), run.stdout[-8000:]
