@@ -5,17 +5,23 @@ MOLECULE := $(BIN)/molecule --base-config extensions/molecule/config.yml
 MOLECULE_STATE := $(BUILD)/molecule
 
 CLOUD_TARGETS += molecule
+# verify runs the example unit's command on the builder (the host's /usr) under runuser and
+# setsid, and ends it with pkill; create makes the builder key with ssh-keygen.
+DEB_PACKAGES += util-linux procps openssh-client
 
 .PHONY: molecule molecule-test molecule-create-failure
 
-molecule: molecule-test molecule-create-failure
+# One after the other (never side by side: they share the scenario's state directory).
+molecule: venv system-deps
+	@$(MAKE) --no-print-directory molecule-test
+	@$(MAKE) --no-print-directory molecule-create-failure
 
 # The whole `molecule test` sequence per scenario. Whatever happens (a failure, an interrupt),
 # the scenario's local cloud is stopped afterwards; a cloud still running then fails the target.
 molecule-test: venv system-deps
 	@for s in $(MOLECULE_SCENARIOS); do \
 	  state=$(MOLECULE_STATE)/$$s; cloud=$$state/localcloud; mkdir -p $$state; \
-	  trap "$(BIN)/python -m localcloud --state-dir $$cloud stop >/dev/null 2>&1 || true" EXIT; \
+	  trap "$(BIN)/python -m localcloud --state-dir $$cloud stop >/dev/null 2>&1 || true" EXIT; trap "exit 130" INT TERM; \
 	  rc=0; MOLECULE_EPHEMERAL_DIRECTORY=$$state/ephemeral $(MOLECULE) test -s $$s || rc=$$?; \
 	  if $(BIN)/python -m localcloud --state-dir $$cloud status >/dev/null 2>&1; then \
 	    echo "molecule $$s: its local cloud ($$cloud) still ran after the test" >&2; rc=1; \
@@ -29,14 +35,15 @@ molecule-test: venv system-deps
 molecule-create-failure: venv system-deps
 	@state=$(MOLECULE_STATE)/example_web; cloud=$$state/localcloud; mkdir -p $$state; \
 	export MOLECULE_EPHEMERAL_DIRECTORY=$$state/ephemeral; \
-	trap "$(BIN)/python -m localcloud --state-dir $$cloud stop >/dev/null 2>&1 || true" EXIT; \
+	trap "$(BIN)/python -m localcloud --state-dir $$cloud stop >/dev/null 2>&1 || true" EXIT; trap "exit 130" INT TERM; \
 	echo '{"faults": {"action_errors": [{"action": "RunInstances", "code": "InvalidParameterValue",' \
 	  '"status": 400, "message": "refused by the create-failure check", "times": null}]}}' > $$state/faults.json; \
 	if MOLECULE_LOCALCLOUD_SETTINGS=$$state/faults.json $(MOLECULE) create -s example_web > $$state/create-failure.log 2>&1; then \
 	  echo "molecule create succeeded although RunInstances was refused (see $$state/create-failure.log)" >&2; exit 1; \
 	fi; \
-	key_dir=$$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["key_dir"])' $$MOLECULE_EPHEMERAL_DIRECTORY/bake.json); \
-	[ -d "$$key_dir" ] || { echo "the failed create left no key directory to clean up ($$key_dir)" >&2; exit 1; }; \
+	bake_id=$$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["bake_id"])' $$MOLECULE_EPHEMERAL_DIRECTORY/bake.json); \
+	key_dir=$$(ls -d "$${TMPDIR:-/tmp}/bakery-$$bake_id-"*); \
+	[ -d "$$key_dir" ] || { echo "the failed create left no key directory to clean up (bake $$bake_id)" >&2; exit 1; }; \
 	$(MOLECULE) destroy -s example_web > $$state/destroy-after-failure.log 2>&1 \
 	  || { cat $$state/destroy-after-failure.log; echo "molecule destroy failed after a failed create" >&2; exit 1; }; \
 	[ ! -e "$$key_dir" ] || { echo "destroy left the builder key directory $$key_dir" >&2; exit 1; }; \
