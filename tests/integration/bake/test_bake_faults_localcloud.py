@@ -131,6 +131,7 @@ def test_builder_refusing_ssh_fails_at_connect_and_leaves_nothing(localcloud_ses
     assert run.returncode != 0
     assert f"Bake {bake_id} failed at step 'connect' (Connect | wait for SSH on the builder)" in run.stdout, \
         run.stdout[-4000:]
+    assert "authentication failed for ubuntu@" in run.stdout  # the cause is in the message
     assert "Its temporary resources were removed." in run.stdout
     assert _left_by(localcloud_session, bake_id) == {}
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*")), run.stdout[-8000:]
@@ -149,7 +150,9 @@ def test_generalize_failing_on_the_builder_fails_at_generalize_and_leaves_nothin
     bake_id = "fails-at-generalize" + _run_tag()
     run = _bake(localcloud_session, {"bake_id": bake_id, "bake_customize_tasks": str(tasks)})
     assert run.returncode != 0
-    assert f"Bake {bake_id} failed at step 'generalize' (Generalize |" in run.stdout, run.stdout[-4000:]
+    assert f"Bake {bake_id} failed at step 'generalize' (Generalize | find the SSH host keys)" in run.stdout, \
+        run.stdout[-4000:]
+    assert "sudo: a password is required" in run.stdout  # for the reason the hardening gave
     assert "Its temporary resources were removed." in run.stdout
     assert _left_by(localcloud_session, bake_id) == {}
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*")), run.stdout[-8000:]

@@ -30,7 +30,7 @@ def _present(moto: Moto, region: str, images: list[tuple[str, list[str]]]) -> tu
     ec2 = moto.client("ec2", region)
     ids = {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]}
     snaps = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
-    return ids & {i for i, _ in images}, snaps & {s for _, ss in images for s in ss}
+    return ids & {image_id for image_id, dummy in images}, snaps & {s for dummy, ss in images for s in ss}
 
 
 def _prune(moto: Moto, *args: str, **policy: Any) -> Any:
@@ -48,7 +48,7 @@ def _going(run: Any) -> str:
 
 
 def _ids(images: list[tuple[str, list[str]]]) -> tuple[set[str], set[str]]:
-    return {i for i, _ in images}, {s for _, ss in images for s in ss}
+    return {image_id for image_id, dummy in images}, {s for dummy, ss in images for s in ss}
 
 
 def test_prune_keeps_by_age_and_count_in_every_region_and_check_mode_changes_nothing(
@@ -76,8 +76,8 @@ def test_prune_keeps_by_age_and_count_in_every_region_and_check_mode_changes_not
     for region in REGIONS:
         assert _present(moto_server, region, old[region] + app[region]) == _ids(old[region] + app[region][2:])
 
-    # age: nothing is a minute old yet, so nothing goes even with keep_latest 0
-    _prune(moto_server, bake_name="prune-web", prune_keep_latest=0, prune_older_than="1m")
+    # age: nothing is an hour old, so nothing goes even with keep_latest 0
+    _prune(moto_server, bake_name="prune-web", prune_keep_latest=0, prune_older_than="1h")
     for region in REGIONS:
         assert _present(moto_server, region, old[region]) == _ids(old[region])
 
