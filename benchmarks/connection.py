@@ -3,7 +3,7 @@
 
 Run as root (it starts its own sshd on loopback): .venv/bin/python benchmarks/connection.py
 (a) bakery.ami.paramiko  (b) ansible.builtin.ssh, pipelining + ControlPersist
-(c) the builtin paramiko plugin (ansible-core < 2.21 only)  (d) connection: local (the floor)
+(c) the builtin paramiko plugin (ansible-core < 2.21 only)  (d) connection: local with pipelining (the floor)
 Rounds alternate between the variants; medians are printed.
 """
 from __future__ import annotations
@@ -85,8 +85,9 @@ class Bench:
                     "ansible_ssh_common_args": f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes"}
         if variant == "c":
             return {**remote, "ansible_connection": "ansible.builtin.paramiko_ssh"}
-        # the same interpreter the remote side uses, so only the connection differs
-        return {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}
+        # the same interpreter and pipelining as the remote variants, so only the connection differs
+        return {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3",
+                "ansible_pipelining": True}
 
     def run(self, variant: str, tasks: list[dict[str, object]], label: str) -> list[list[object]]:
         inventory = self.work / f"inv-{variant}.yml"
@@ -196,6 +197,14 @@ def main() -> int:
                   "put": "(a) put_file alone (control process)", "raw": "raw paramiko SFTP put"}
         for variant in ("a", "b", "put", "raw"):
             print(f"{labels[variant]:40} {cmed[variant]:9.3f} {50 / cmed[variant]:9.1f} {cmed[variant] / cmed['raw']:9.2f}")
+        targets = [("(a)/(b) per task", med["a"] / med["b"], 1.0), ("(a)/(d) per task", med["a"] / med["d"], 1.1),
+                   ("(a) put_file / raw SFTP put", cmed["put"] / cmed["raw"], 1.2),
+                   ("(a) copy task / raw SFTP put", cmed["a"] / cmed["raw"], 1.2)]
+        if "c" in med:
+            targets.insert(1, ("(a)/(c) per task", med["a"] / med["c"], 0.45))
+        print(f"\n{'target':40} {'ratio':>9} {'limit':>9}")
+        for label, ratio, limit in targets:
+            print(f"{label:40} {ratio:9.2f} {limit:9.2f}  {'met' if ratio <= limit else 'missed'}")
     finally:
         server.stop()
         stop_control_processes(work / "cp-a")

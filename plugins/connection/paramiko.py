@@ -407,11 +407,15 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
+from ansible_collections.bakery.ami.plugins.plugin_utils._plugin_options import register_options
 from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_client import ControlClient, ControlError, ExecSession
 from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_hostkeys import parse_pinned_keys
 from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_protocol import RESULT, STDERR, STDOUT
 
 display = Display()
+# Each task's worker imports this module afresh; registering the options here spares it
+# ansible-core's slower parse of DOCUMENTATION (see _plugin_options).
+register_options("connection", __name__, DOCUMENTATION)
 
 
 def _pinned(value: t.Any, what: str) -> list[str]:
