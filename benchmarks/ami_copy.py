@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """bakery.ami.ami_copy to 4 regions in one task vs a loop of community.aws.ec2_ami_copy (wait: true).
 
-Run: .venv/bin/python benchmarks/copy.py [--delay SECONDS]
+Run: .venv/bin/python benchmarks/ami_copy.py [--delay SECONDS]
 
 One moto server runs in this process on 127.0.0.1. Two small patches make it behave like EC2
 where the comparison depends on it:
