@@ -127,7 +127,7 @@ def test_an_api_failure_at_each_step_fails_naming_it_and_leaves_nothing(
 def test_builder_refusing_ssh_fails_at_connect_and_leaves_nothing(localcloud_session: RunningCloud) -> None:
     # The classic slip: the login user of another distribution. sshd answers and refuses the key.
     bake_id = "fails-at-connect" + _run_tag()
-    run = _bake(localcloud_session, {"bake_id": bake_id, "builder_ssh_user": "ubuntu", "bake_connect_timeout": 20})
+    run = _bake(localcloud_session, {"bake_id": bake_id, "builder_ssh_user": "ubuntu", "bake_connect_timeout": 10})
     assert run.returncode != 0
     assert f"Bake {bake_id} failed at step 'connect' (Connect | wait for SSH on the builder)" in run.stdout, \
         run.stdout[-4000:]
