@@ -33,8 +33,8 @@ from __future__ import annotations
 import os
 import sys
 
-# The repository root instead of benchmarks/, before any import: benchmarks/copy.py would shadow
-# the standard library's `copy` (which dataclasses and argparse import).
+# The repository root (for `localcloud`) instead of benchmarks/, before any import: a benchmark's
+# file name must never shadow a standard module.
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse  # noqa: E402

@@ -152,7 +152,8 @@ def test_generalize_failing_on_the_builder_fails_at_generalize_and_leaves_nothin
     assert run.returncode != 0
     assert f"Bake {bake_id} failed at step 'generalize' (Generalize | find the SSH host keys)" in run.stdout, \
         run.stdout[-4000:]
-    assert "sudo: a password is required" in run.stdout  # for the reason the hardening gave
+    failure = next(line for line in run.stdout.splitlines() if f"Bake {bake_id} failed at step" in line)
+    assert "sudo: a password is required" in failure, failure  # the reason the hardening gave, in the message
     assert "Its temporary resources were removed." in run.stdout
     assert _left_by(localcloud_session, bake_id) == {}
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"bakery-{bake_id}-*")), run.stdout[-8000:]
