@@ -62,6 +62,8 @@ class RegionOutcome:
     changed: bool = False
     error: Optional[str] = None
     launch_permissions: list[dict[str, str]] = field(default_factory=list)
+    # A reused copy's deprecation time as found, for the diff.
+    deprecation_before: Optional[str] = None
 
 
 def kms_key_problem(kms: Any, key_id: str) -> Optional[str]:
@@ -95,6 +97,7 @@ class CopyEngine:
         wanted_permissions: Optional[set[tuple[str, str]]],
         wait_timeout: float,
         sleep: Callable[[float], None] = time.sleep,
+        deprecation: Callable[[Optional[str]], Optional[str]] = lambda current: None,
     ) -> None:
         self.clients = clients
         self.source_region = source_region
@@ -103,6 +106,8 @@ class CopyEngine:
         self.wanted_permissions = wanted_permissions
         self.wait_timeout = wait_timeout
         self.sleep = sleep
+        # Maps a copy's current DeprecationTime to the one to set, or None when it is right.
+        self.deprecation = deprecation
         # One token per run: a copy call retried after a lost response never makes two copies.
         self.run_token = uuid.uuid4().hex[:24]
 
@@ -121,7 +126,11 @@ class CopyEngine:
             existing = self.find_existing(plan.region)
             if existing is not None:
                 outcome.image = existing
+                outcome.deprecation_before = existing.get("DeprecationTime")
                 outcome.changed = self.converge_existing(plan, existing, check_mode, outcome)
+                if check_mode:
+                    # Outside check mode this is done in finish(), like on a new copy.
+                    outcome.changed |= self.ensure_deprecation(self.clients[plan.region], existing, check_mode)
                 return outcome
             outcome.created = outcome.changed = True
             if check_mode:
@@ -172,6 +181,17 @@ class CopyEngine:
             image["Tags"] = ansible_dict_to_boto3_tag_list({**tags_to_dict(image.get("Tags")), **to_set})
         return True
 
+    def ensure_deprecation(self, client: Any, image: dict[str, Any], check_mode: bool) -> bool:
+        """Gives an available copy the requested deprecation time, when it has another one."""
+        wanted = self.deprecation(image.get("DeprecationTime"))
+        # A pending copy is left alone (wait=false): the next run sets it.
+        if wanted is None or image.get("State") != "available":
+            return False
+        if not check_mode:
+            client.enable_image_deprecation(ImageId=image["ImageId"], DeprecateAt=wanted, aws_retry=True)
+            image["DeprecationTime"] = wanted
+        return True
+
     def permission_list(self) -> list[dict[str, str]]:
         return [{k: v} for k, v in sorted(self.wanted_permissions or set())]
 
@@ -202,19 +222,21 @@ class CopyEngine:
         return waiter.wait()
 
     def finish(self, outcome: RegionOutcome, plan: RegionPlan, wait: bool) -> RegionOutcome:
-        """Waits for a new copy (if asked), then makes sure of its tags and launch permissions."""
-        if outcome.error or not outcome.created or outcome.image is None:
+        """Waits for a new copy (if asked) and makes sure of its tags and launch permissions; then of any copy's deprecation."""
+        if outcome.error or outcome.image is None:
             return outcome
         image_id = outcome.image["ImageId"]
         client = self.clients[plan.region]
         try:
-            image = self.wait_available(plan.region, image_id) if wait else self.describe(plan.region, image_id)
-            outcome.image = image
-            self.ensure_tags(client, image, plan.tags, check_mode=False)
-            if self.wanted_permissions:
-                # A new copy has no launch permissions: EC2 never copies them.
-                apply_permissions(client, image_id, self.permission_list(), [])
-            outcome.launch_permissions = self.permission_list()
+            if outcome.created:
+                image = self.wait_available(plan.region, image_id) if wait else self.describe(plan.region, image_id)
+                outcome.image = image
+                self.ensure_tags(client, image, plan.tags, check_mode=False)
+                if self.wanted_permissions:
+                    # A new copy has no launch permissions: EC2 never copies them.
+                    apply_permissions(client, image_id, self.permission_list(), [])
+                outcome.launch_permissions = self.permission_list()
+            outcome.changed |= self.ensure_deprecation(client, outcome.image, check_mode=False)
         except WaitError as e:
             outcome.error = str(e)
         except Exception as e:  # botocore errors; reported per region

@@ -110,8 +110,24 @@ options:
     description: Allow O(launch_permissions.group_names=[all]), which makes the copies public.
     type: bool
     default: false
+  deprecate_at:
+    description:
+      - When the copies become deprecated, as an ISO 8601 date or date-time in the future (UTC unless a zone is given),
+        such as C(2027-01-31T00:00:00Z). EC2 keeps it to the minute.
+      - Set on every copy, new or reused, once it is available, when its deprecation time differs.
+      - Mutually exclusive with O(deprecate_in).
+    type: str
+  deprecate_in:
+    description:
+      - Deprecate the copies this long after the run, such as C(90d); units C(m), C(h), C(d) or C(w).
+      - Set when a copy is made, or on a reused copy that has no deprecation time yet,
+        so a rerun does not move it. Every copy of one run gets the same time.
+      - Mutually exclusive with O(deprecate_at).
+    type: str
   wait:
-    description: Wait until every copy is available.
+    description:
+      - Wait until every copy is available.
+      - With V(false), a new copy is not yet deprecated (O(deprecate_at), O(deprecate_in)); a later run does it.
     type: bool
     default: true
   wait_timeout:
@@ -129,7 +145,9 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports which regions would get a new copy (RV(copied_regions)) and which copies would be reused.
+    description:
+      - Reports which regions would get a new copy (RV(copied_regions)) and which copies would be reused.
+      - A reused copy whose deprecation time would change makes the task changed.
   diff_mode:
     support: full
     description: Shows the copy of each region before and after the task.
@@ -152,6 +170,7 @@ EXAMPLES = r"""
       release: "2026.11"
     launch_permissions:
       user_ids: ["111122223333"]
+    deprecate_at: "2027-05-31T00:00:00Z"
   register: copies
 
 - name: Per-region KMS keys and names
@@ -256,13 +275,15 @@ copied_regions:
   sample: ["us-west-2"]
 """
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.bakery.ami.plugins.module_utils._bake_tags import COPY_SOURCE_TAG, copy_source_value
 from ansible_collections.bakery.ami.plugins.module_utils._client import aws_clients
 from ansible_collections.bakery.ami.plugins.module_utils._copy import CopyEngine, RegionOutcome, RegionPlan, kms_key_problem
+from ansible_collections.bakery.ami.plugins.module_utils._deprecation import deprecation_problem, wanted_deprecation
+from ansible_collections.bakery.ami.plugins.module_utils._durations import utcnow
 from ansible_collections.bakery.ami.plugins.module_utils._images import ami_name_problem, describe_image, image_result
 from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions import (
     LAUNCH_PERMISSIONS_SPEC,
@@ -282,6 +303,7 @@ class AmiCopy:
         self.module = module
         self.params = module.params
         self.check_mode = module.check_mode
+        self.deprecation = self.deprecation_for()
 
     def target_regions(self) -> list[str]:
         ordered = list(self.params["regions"] or []) + [s["region"] for s in self.params["region_settings"] or []]
@@ -306,6 +328,9 @@ class AmiCopy:
                 raise BadInput(f"Cannot copy: {problem}.")
         if public_requested(self.params["launch_permissions"]) and not self.params["allow_public"]:
             raise BadInput("launch_permissions.group_names [all] makes every copy public: set allow_public: true to allow it.")
+        problem = deprecation_problem(self.params["deprecate_at"], self.params["deprecate_in"])
+        if problem:
+            raise BadInput(problem)
 
     def source_image(self, client: Any, source_region: str) -> dict[str, Any]:
         image_id = self.params["source_image_id"]
@@ -362,7 +387,24 @@ class AmiCopy:
         """The copy in each region before and after (a new copy in check mode shows as "(new copy)")."""
         before = {o.region: o.image["ImageId"] for o in outcomes if o.image and not o.created}
         after = {o.region: o.image["ImageId"] if o.image else "(new copy)" for o in outcomes}
-        return {"before": {"image_ids": before}, "after": {"image_ids": after}}
+        diff: dict[str, Any] = {"before": {"image_ids": before}, "after": {"image_ids": after}}
+        if self.params["deprecate_at"] or self.params["deprecate_in"]:
+            diff["before"]["deprecation_times"] = {o.region: o.deprecation_before for o in outcomes if o.image and not o.created}
+            diff["after"]["deprecation_times"] = {o.region: self.deprecation_after(o) for o in outcomes}
+        return diff
+
+    def deprecation_after(self, outcome: RegionOutcome) -> Optional[str]:
+        if not self.check_mode:
+            return outcome.image.get("DeprecationTime") if outcome.image else None
+        # Check mode changed nothing: what the run would set, or what the copy keeps.
+        current = outcome.image.get("DeprecationTime") if outcome.image else None
+        return self.deprecation(current) or current
+
+    def deprecation_for(self) -> Callable[[Optional[str]], Optional[str]]:
+        """current DeprecationTime -> the one to set; one start time, so deprecate_in gives every copy the same time."""
+        now = utcnow()
+        at, within = self.params["deprecate_at"], self.params["deprecate_in"]
+        return lambda current: wanted_deprecation(at, within, current, now)
 
     def run(self) -> None:
         source_region = self.params["source_region"] or self.module.region
@@ -384,6 +426,7 @@ class AmiCopy:
             self.params["source_image_id"],
             wanted_permissions(self.params["launch_permissions"]),
             self.params["wait_timeout"],
+            deprecation=self.deprecation,
         )
         outcomes = list(engine.run(plans, self.params["wait"], self.check_mode).values())
         changed = any(o.changed for o in outcomes)
@@ -428,6 +471,8 @@ def main() -> None:
         "copy_tags": {"type": "bool", "default": False},
         "launch_permissions": dict(LAUNCH_PERMISSIONS_SPEC),
         "allow_public": {"type": "bool", "default": False},
+        "deprecate_at": {"type": "str"},
+        "deprecate_in": {"type": "str"},
         "wait": {"type": "bool", "default": True},
         "wait_timeout": {"type": "int", "default": 1800},
         "on_failure": {"type": "str", "choices": ["rollback", "keep"], "default": "rollback"},
@@ -435,6 +480,7 @@ def main() -> None:
     module = AnsibleAWSModule(
         argument_spec=argument_spec,
         required_one_of=[("regions", "region_settings")],
+        mutually_exclusive=[("deprecate_at", "deprecate_in")],
         supports_check_mode=True,
     )
     AmiCopy(module).run()

@@ -313,14 +313,7 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.bakery.ami.plugins.module_utils._client import aws_client
-from ansible_collections.bakery.ami.plugins.module_utils._durations import (
-    DURATION_HELP,
-    iso_utc,
-    parse_duration,
-    parse_time,
-    to_minute,
-    utcnow,
-)
+from ansible_collections.bakery.ami.plugins.module_utils._deprecation import deprecation_problem, wanted_deprecation
 from ansible_collections.bakery.ami.plugins.module_utils._images import (
     IMAGE_NOT_FOUND,
     ami_name_problem,
@@ -456,14 +449,9 @@ class ImageCreator:
             self.fail("No region given: set region (or AWS_REGION) to one of the EC2 regions, such as us-east-1.")
         if unknown_regions([self.region]):
             self.fail(f"Unknown region {self.region!r}: give an EC2 region name such as us-east-1.")
-        if params["deprecate_at"]:
-            when = parse_time(params["deprecate_at"])
-            if when is None:
-                self.fail(f"Invalid deprecate_at {params['deprecate_at']!r}: give an ISO 8601 date or date-time such as 2027-01-31T00:00:00Z.")
-            elif when <= utcnow():
-                self.fail(f"deprecate_at {params['deprecate_at']!r} is in the past: give a time in the future.")
-        if params["deprecate_in"] and parse_duration(params["deprecate_in"]) is None:
-            self.fail(f"Invalid deprecate_in {params['deprecate_in']!r}: give {DURATION_HELP}.")
+        problem = deprecation_problem(params["deprecate_at"], params["deprecate_in"])
+        if problem:
+            self.fail(problem)
         launch = params["launch_permissions"] or {}
         groups = launch.get("group_names") or []
         others = [g for g in groups if g != "all"]
@@ -497,15 +485,7 @@ class ImageCreator:
 
     def wanted_deprecation(self, current: Optional[str]) -> Optional[str]:
         """The deprecation time to set (ISO, to the minute), or None when nothing is to change."""
-        if self.params["deprecate_at"]:
-            wanted = to_minute(parse_time(self.params["deprecate_at"]))  # type: ignore[arg-type]
-            have = parse_time(current) if current else None
-            if have is not None and to_minute(have) == wanted:
-                return None
-            return iso_utc(wanted)
-        if self.params["deprecate_in"] and not current:
-            return iso_utc(to_minute(utcnow() + parse_duration(self.params["deprecate_in"])))  # type: ignore[operator]
-        return None
+        return wanted_deprecation(self.params["deprecate_at"], self.params["deprecate_in"], current)
 
     # ---- AWS
     def check_instance(self) -> None:

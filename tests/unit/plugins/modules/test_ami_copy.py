@@ -6,6 +6,7 @@ CopyImage, so the encrypted/KMS request and waiting through throttling are teste
 """
 from __future__ import annotations
 
+import datetime
 import threading
 from typing import Any, Callable, Iterator
 
@@ -253,6 +254,10 @@ def _bad_input_cases(source: str) -> list[tuple[dict[str, Any], str]]:
         (copy_args(source, region_settings=[{"region": "eu-west-1", "name": "bad*name"}]), "contains '*'"),
         (copy_args(source, kms_key_id="alias/does-not-exist"), "The KMS key alias/does-not-exist is not usable in"),
         (copy_args(source, launch_permissions={"group_names": ["all"]}), "set allow_public: true"),
+        (copy_args(source, deprecate_at="soon"), "Invalid deprecate_at 'soon': give an ISO 8601 date or date-time"),
+        (copy_args(source, deprecate_at="2001-01-01"), "deprecate_at '2001-01-01' is in the past: give a time in the future"),
+        (copy_args(source, deprecate_in="3 months"), "Invalid deprecate_in '3 months': give a whole number followed by m"),
+        (copy_args(source, deprecate_at="2030-01-01", deprecate_in="30d"), "mutually exclusive: deprecate_at|deprecate_in"),
     ]
 
 
@@ -475,3 +480,127 @@ def test_diff_shows_reused_and_new_copies(source_image: str, run_module: RunModu
         "before": {"image_ids": {"us-west-2": first["image_ids"]["us-west-2"]}},
         "after": {"image_ids": {"us-west-2": first["image_ids"]["us-west-2"], "eu-west-1": "(new copy)"}},
     }
+
+
+# --- Deprecation (moto has no EnableImageDeprecation: Stubber) ----------------------------------
+
+DEPRECATE_AT = "2030-01-31T10:00:20Z"
+# EC2 keeps the minute; 20 s round down.
+DEPRECATE_AT_MINUTE = "2030-01-31T10:00:00Z"
+
+
+def _reused(stubbed: dict[tuple[str, str], Stubber], source: str, region: str, image_id: str, deprecation: str | None) -> Stubber:
+    """A copy found by its source tag in `region`, with `deprecation` as its DeprecationTime."""
+    ec2 = stubbed[("ec2", region)]
+    image = _image(image_id, "available", {COPY_TAG: f"{SOURCE_REGION}:{source}"})
+    if deprecation:
+        image["DeprecationTime"] = deprecation
+    ec2.add_response("describe_images", {"Images": [image]})
+    ec2.add_response("describe_image_attribute", {"ImageId": image_id, "LaunchPermissions": []})
+    return ec2
+
+
+def test_new_and_reused_copies_get_the_requested_deprecation_time(
+    stubbed: dict[tuple[str, str], Stubber], run_module: RunModule
+) -> None:
+    source = "ami-0aaaaaaaaaaaaaaaa"
+    # us-west-2: a new copy, deprecated once available.
+    west = _stub_new_copy_start(stubbed, source, "us-west-2")
+    west.add_response("copy_image", {"ImageId": "ami-0f0000000000000f1"})
+    west.add_response(
+        "describe_images", {"Images": [_image("ami-0f0000000000000f1", "available", {COPY_TAG: f"{SOURCE_REGION}:{source}"})]}
+    )
+    west.add_response("enable_image_deprecation", {"Return": True}, {"ImageId": "ami-0f0000000000000f1", "DeprecateAt": DEPRECATE_AT_MINUTE})
+    # eu-west-1: a reused copy deprecated at another time is moved to the requested one.
+    eu = _reused(stubbed, source, "eu-west-1", "ami-0f0000000000000f2", "2029-06-01T00:00:00.000Z")
+    eu.add_response("enable_image_deprecation", {"Return": True}, {"ImageId": "ami-0f0000000000000f2", "DeprecateAt": DEPRECATE_AT_MINUTE})
+
+    result = run_module(ami_copy.main, copy_args(source, regions=["us-west-2", "eu-west-1"], deprecate_at=DEPRECATE_AT), diff=True)
+
+    assert not result["failed"], result
+    assert result["changed"] is True
+    assert result["copied_regions"] == ["us-west-2"]
+    assert {r: i["deprecation_time"] for r, i in result["images"].items()} == {
+        "us-west-2": DEPRECATE_AT_MINUTE,
+        "eu-west-1": DEPRECATE_AT_MINUTE,
+    }
+    assert result["diff"]["before"]["deprecation_times"] == {"eu-west-1": "2029-06-01T00:00:00.000Z"}
+    assert result["diff"]["after"]["deprecation_times"] == {"us-west-2": DEPRECATE_AT_MINUTE, "eu-west-1": DEPRECATE_AT_MINUTE}
+
+
+def test_deprecate_in_gives_every_new_copy_one_time(stubbed: dict[tuple[str, str], Stubber], run_module: RunModule) -> None:
+    source = "ami-0aaaaaaaaaaaaaaaa"
+    requests: list[dict[str, Any]] = []
+    stubbed[("ec2", SOURCE_REGION)].add_response("describe_images", {"Images": [_image(source, "available")]}, {"ImageIds": [source]})
+    for n, region in enumerate(["us-west-2", "eu-west-1"]):
+        copy_id = f"ami-0f00000000000001{n}"
+        ec2 = stubbed[("ec2", region)]
+        ec2.client.meta.events.register("before-parameter-build.ec2.EnableImageDeprecation", lambda params, **kw: requests.append(params))
+        ec2.add_response("describe_images", {"Images": []})
+        ec2.add_response("copy_image", {"ImageId": copy_id})
+        ec2.add_response("describe_images", {"Images": [_image(copy_id, "available", {COPY_TAG: f"{SOURCE_REGION}:{source}"})]})
+        ec2.add_response("enable_image_deprecation", {"Return": True}, {"ImageId": copy_id, "DeprecateAt": ANY})
+    before = datetime.datetime.now(datetime.timezone.utc)
+
+    result = run_module(ami_copy.main, copy_args(source, regions=["us-west-2", "eu-west-1"], deprecate_in="30d"))
+
+    assert not result["failed"], result
+    times = {r["DeprecateAt"] for r in requests}
+    assert len(requests) == 2 and len(times) == 1
+    when = datetime.datetime.fromisoformat(times.pop().replace("Z", "+00:00"))
+    expected = before + datetime.timedelta(days=30)
+    assert abs(when - expected) <= datetime.timedelta(minutes=2)
+
+
+@pytest.mark.parametrize(
+    "options, current",
+    [
+        ({"deprecate_at": DEPRECATE_AT}, "2030-01-31T10:00:00.000Z"),
+        # deprecate_in never moves a time a copy already has.
+        ({"deprecate_in": "30d"}, "2029-06-01T00:00:00.000Z"),
+    ],
+)
+def test_no_deprecation_call_when_the_copy_already_has_its_time(
+    stubbed: dict[tuple[str, str], Stubber], run_module: RunModule, options: dict[str, str], current: str
+) -> None:
+    source = "ami-0aaaaaaaaaaaaaaaa"
+    stubbed[("ec2", SOURCE_REGION)].add_response("describe_images", {"Images": [_image(source, "available")]}, {"ImageIds": [source]})
+    _reused(stubbed, source, "us-west-2", "ami-0f0000000000000f3", current)
+
+    # An unexpected EnableImageDeprecation would meet an empty Stubber and fail the region.
+    result = run_module(ami_copy.main, copy_args(source, regions=["us-west-2"], **options))
+
+    assert not result["failed"], result
+    assert result["changed"] is False
+    assert result["images"]["us-west-2"]["deprecation_time"] == current
+
+
+def test_check_mode_reports_the_deprecation_change_and_makes_no_call(
+    stubbed: dict[tuple[str, str], Stubber], run_module: RunModule
+) -> None:
+    source = "ami-0aaaaaaaaaaaaaaaa"
+    _stub_new_copy_start(stubbed, source, "us-west-2")
+    _reused(stubbed, source, "eu-west-1", "ami-0f0000000000000f4", None)
+
+    result = run_module(
+        ami_copy.main, copy_args(source, regions=["us-west-2", "eu-west-1"], deprecate_at=DEPRECATE_AT), check_mode=True, diff=True
+    )
+
+    assert not result["failed"], result
+    assert result["changed"] is True
+    assert result["copied_regions"] == ["us-west-2"]
+    # Unchanged: check mode made no EnableImageDeprecation (nor CopyImage) call, which the Stubber would refuse.
+    assert result["images"]["eu-west-1"]["deprecation_time"] is None
+    assert result["diff"]["before"]["deprecation_times"] == {"eu-west-1": None}
+    assert result["diff"]["after"]["deprecation_times"] == {"us-west-2": DEPRECATE_AT_MINUTE, "eu-west-1": DEPRECATE_AT_MINUTE}
+
+
+def test_check_mode_with_the_time_already_set_changes_nothing(stubbed: dict[tuple[str, str], Stubber], run_module: RunModule) -> None:
+    source = "ami-0aaaaaaaaaaaaaaaa"
+    stubbed[("ec2", SOURCE_REGION)].add_response("describe_images", {"Images": [_image(source, "available")]}, {"ImageIds": [source]})
+    _reused(stubbed, source, "us-west-2", "ami-0f0000000000000f5", "2030-01-31T10:00:00.000Z")
+
+    result = run_module(ami_copy.main, copy_args(source, regions=["us-west-2"], deprecate_at=DEPRECATE_AT), check_mode=True)
+
+    assert not result["failed"], result
+    assert result["changed"] is False
