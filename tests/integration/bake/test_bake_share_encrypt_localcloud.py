@@ -53,6 +53,11 @@ def test_release_bake_shares_deprecates_encrypts_copies_on_a_spot_builder(
     source = cloud.client("ec2", REGIONS[0]).describe_images(ImageIds=[images[REGIONS[0]]])["Images"][0]
     deprecation = datetime.fromisoformat(source["DeprecationTime"].replace("Z", "+00:00"))
     assert asked + timedelta(days=30, minutes=-2) <= deprecation <= datetime.now(timezone.utc) + timedelta(days=30, minutes=2)
+    # and every copy is deprecated at exactly the same time
+    copies = {region: cloud.client("ec2", region).describe_images(ImageIds=[images[region]])["Images"][0] for region in REGIONS[1:]}
+    assert {region: image.get("DeprecationTime") for region, image in copies.items()} == {
+        region: source["DeprecationTime"] for region in REGIONS[1:]
+    }
 
     # the builder was a spot instance, and it is gone with every other temporary resource
     ec2 = cloud.client("ec2", REGIONS[0])
