@@ -62,6 +62,7 @@ class Bench:
         self.work = work
         self.server = server
         self.client_key = client_key
+        self.plugins_ready = False
         (work / "callbacks").mkdir()
         (work / "callbacks" / "bench_timer.py").write_text(TIMER)
         (work / "home" / ".ssh").mkdir(parents=True)
@@ -127,7 +128,9 @@ class Bench:
         from ansible.playbook.play_context import PlayContext
         from ansible.plugins.loader import connection_loader, init_plugin_loader
 
-        init_plugin_loader()
+        if not self.plugins_ready:
+            init_plugin_loader()
+            self.plugins_ready = True
         hostvars = self.hostvars(variant)
         connection = connection_loader.get(str(hostvars["ansible_connection"]), PlayContext(), io.StringIO())
         connection.set_options(var_options=hostvars)
