@@ -32,16 +32,27 @@ def test_sweep_removes_only_old_leftovers(moto_server: Moto, source_ami: str, tm
     key_dir = Path(json.loads((tmp_path / "r.json").read_text())["key_dir"])
     left = bake_resources(moto_server, bake_id)
     assert all(left.values()), left
+    # the open spot request a killed spot bake may leave (tagged at creation like the rest)
+    ec2 = moto_server.client("ec2")
+    tags = [{"Key": "bakery:bake-id", "Value": bake_id}, {"Key": "bakery:temporary", "Value": "true"}]
+    ec2.request_spot_instances(InstanceCount=1, Type="one-time",
+                               LaunchSpecification={"ImageId": source_ami, "InstanceType": "t3.micro"},
+                               TagSpecifications=[{"ResourceType": "spot-instances-request", "Tags": tags}])
+    live = [{"Name": "tag:bakery:bake-id", "Values": [bake_id]}, {"Name": "state", "Values": ["open", "active"]}]
+    assert len(ec2.describe_spot_instance_requests(Filters=live)["SpotInstanceRequests"]) == 1
 
     sweep_vars = {"bake_endpoint_url": moto_server.endpoint_url, "bake_region": "us-east-1", "sweep_bake_id": bake_id}
-    young = run_playbook(REPO / "playbooks/sweep.yml", {**sweep_vars, "sweep_older_than_minutes": 60})
+    # moto dates every spot request 2015-01-01: "older than 20 years" keeps it young as well
+    young = run_playbook(REPO / "playbooks/sweep.yml", {**sweep_vars, "sweep_older_than_minutes": 20 * 365 * 24 * 60})
     assert young.returncode == 0, young.stdout + young.stderr
     assert bake_resources(moto_server, bake_id) == left
+    assert len(ec2.describe_spot_instance_requests(Filters=live)["SpotInstanceRequests"]) == 1
     assert key_dir.exists()
 
     old = run_playbook(REPO / "playbooks/sweep.yml", {**sweep_vars, "sweep_older_than_minutes": 0})
     assert old.returncode == 0, old.stdout + old.stderr
     assert bake_resources(moto_server, bake_id) == NOTHING
+    assert ec2.describe_spot_instance_requests(Filters=live)["SpotInstanceRequests"] == []
     assert not key_dir.exists()
 
 
