@@ -33,12 +33,10 @@ from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitErro
 
 T = TypeVar("T")
 
-# Even a small copy takes more than a few seconds, so the first poll waits 5 s; later polls start
-# short, so a copy that is done soon is seen soon (a 15 s first step overshot a 16 s copy by 11 s),
-# and back off gently towards 30 s, as copies usually take minutes: a few more calls early only.
-FIRST_POLL_AFTER = 5.0
-POLL_DELAY = 4.0
-POLL_BACKOFF = 1.3
+# Even a small copy takes more than a few seconds on AWS, so an early first poll only spends an
+# API call; later polls back off towards 30 s, as copies usually take minutes.
+FIRST_POLL_AFTER = 10.0
+POLL_DELAY = 15.0
 POLL_MAX_DELAY = 30.0
 # Copies that can never become available; one that is found this way is not reused.
 DEAD_STATES = frozenset(("failed", "error", "invalid", "deregistered", "disabled"))
@@ -219,7 +217,6 @@ class CopyEngine:
             missing_codes=IMAGE_NOT_FOUND,
             delay=POLL_DELAY,
             max_delay=POLL_MAX_DELAY,
-            backoff=POLL_BACKOFF,
             sleep=self.sleep,
         )
         return waiter.wait()
