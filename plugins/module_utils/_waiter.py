@@ -41,6 +41,8 @@ class Waiter(Generic[T]):
     in state `failed`). `progress` returns a short text (e.g. "snapshot 40%") kept across polls.
     Errors whose code is in `missing_codes` mean "not visible yet" (eventual consistency) and
     keep the wait going; other non-retryable errors are raised as they are.
+    `first_delay` is slept before the first poll, for a resource that is never ready sooner.
+    Each later sleep is drawn between `delay * (1 - jitter)` and `delay`.
     """
 
     def __init__(
@@ -56,6 +58,8 @@ class Waiter(Generic[T]):
         delay: float = 2.0,
         max_delay: float = 15.0,
         backoff: float = 1.5,
+        first_delay: float = 0.0,
+        jitter: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -69,6 +73,8 @@ class Waiter(Generic[T]):
         self.delay = delay
         self.max_delay = max_delay
         self.backoff = backoff
+        self.first_delay = first_delay
+        self.jitter = jitter
         self.clock = clock
         self.sleep = sleep
         self.progress: Optional[str] = None
@@ -79,6 +85,8 @@ class Waiter(Generic[T]):
         deadline = self.clock() + self.timeout
         delay = self.delay
         last: Optional[T] = None
+        if self.first_delay > 0:
+            self.sleep(min(self.first_delay, self.timeout))
         while True:
             self.polls += 1
             try:
@@ -101,6 +109,6 @@ class Waiter(Generic[T]):
             if remaining <= 0:
                 seen = f" (last progress: {self.progress})" if self.progress else ""
                 raise WaitTimeout(f"Timed out after {self.timeout:g}s waiting for {self.what}{seen}.", last, self.progress)
-            # Full jitter keeps many concurrent waiters from polling in step.
-            self.sleep(min(remaining, random.uniform(delay / 2, delay)))
+            # Jitter keeps many concurrent waiters from polling in step.
+            self.sleep(min(remaining, random.uniform(delay * (1 - self.jitter), delay)))
             delay = min(delay * self.backoff, self.max_delay)

@@ -17,8 +17,9 @@ description:
   - Tags are given to the image and to its snapshots in the CreateImage call itself, so nothing is ever left untagged.
   - CreateImage takes no client token; a CreateImage call retried after a lost response meets the name already
     taken and the module then returns the image that call created, so a retry never makes two images.
-  - The AMI name is checked against EC2's rules, and the instance is checked to exist and not be terminated,
-    before any call that changes anything.
+  - The AMI name is checked against EC2's rules before any AWS call. An instance that does not exist or is terminated
+    is refused (by CreateImage itself, or before anything changes with O(force), O(tpm_support) or O(boot_mode)),
+    naming the instance and its state.
 author:
   - bakery.ami contributors (!UNKNOWN)
 options:
@@ -166,7 +167,7 @@ options:
     default: true
   wait_timeout:
     description:
-      - How many seconds to wait for the image. On a timeout the task fails with the last snapshot progress seen.
+      - How many seconds to wait for the image. On a timeout the task fails with the snapshot progress read in the last minute of the wait.
     type: int
     default: 1800
   force:
@@ -334,7 +335,7 @@ from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions imp
     wanted_permissions,
 )
 from ansible_collections.bakery.ami.plugins.module_utils._regions import unknown_regions
-from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message, error_code
+from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY, aws_error_message, error_code
 from ansible_collections.bakery.ami.plugins.module_utils._snapshots import (
     apply_snapshot_tags,
     apply_volume_permissions,
@@ -347,6 +348,20 @@ from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitErro
 
 IMAGE_FAILED_STATES = frozenset(("failed", "error", "invalid", "deregistered"))
 GONE_INSTANCE_STATES = frozenset(("shutting-down", "terminated"))
+# CreateImage's own answers for an instance that cannot be imaged.
+INSTANCE_PROBLEM_CODES = frozenset(("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed", "IncorrectState", "IncorrectInstanceState"))
+
+# An image is never available within a few seconds of CreateImage; after that, short steps that
+# grow slowly see a quick image soon after it is ready, and a slow one (minutes on AWS) every 15 s.
+FIRST_POLL_AFTER = 4.0
+POLL_DELAY = 2.0
+POLL_BACKOFF = 1.2
+POLL_MAX_DELAY = 15.0
+POLL_JITTER = 0.2
+# Snapshot progress only goes into the timeout message, so it is read in the last PROGRESS_WINDOW
+# seconds before the deadline, and never in the first PROGRESS_AFTER seconds of a wait.
+PROGRESS_AFTER = 30.0
+PROGRESS_WINDOW = 60.0
 
 BDM_KEYS = {
     "volume_size": "VolumeSize",
@@ -435,6 +450,8 @@ class ImageCreator:
         self.replaced_image_id: Optional[str] = None
         self.deleted_snapshots: list[str] = []
         self.wanted_launch = wanted_permissions(self.params["launch_permissions"])
+        # The image's launch permissions once converge() knows them, so result() need not ask again.
+        self.launch_permissions: Optional[list[dict[str, str]]] = None
 
     # ---- input checks: no AWS call before these pass
     def fail(self, msg: str, **extra: Any) -> None:
@@ -512,7 +529,7 @@ class ImageCreator:
         if self.params["boot_mode"] and boot and boot != self.params["boot_mode"]:
             self.fail(f"boot_mode {self.params['boot_mode']} needs an instance booted in that mode, and {instance_id} boots in {boot} mode.")
 
-    def create(self) -> str:
+    def create_request(self) -> dict[str, Any]:
         params = self.params
         request: dict[str, Any] = {"InstanceId": params["instance_id"], "Name": self.name, "NoReboot": params["no_reboot"]}
         if params["description"] is not None:
@@ -525,29 +542,46 @@ class ImageCreator:
         specs = tag_specifications([("image", params["tags"]), ("snapshot", self.wanted_snapshot_tags())])
         if specs:
             request["TagSpecifications"] = specs
+        return request
+
+    def attempt_create(self) -> tuple[Optional[str], Optional[dict[str, Any]], int]:
+        """CreateImage, retried on throttling: (new image id, None, attempts) or, when the name is taken,
+        (None, the image holding it, attempts)."""
+        request = self.create_request()
+        attempts = 0
+
+        @RETRY
+        def create_once() -> str:
+            nonlocal attempts
+            attempts += 1
+            return str(self.client.create_image(**request)["ImageId"])
+
         try:
-            return str(self.client.create_image(aws_retry=True, **request)["ImageId"])
+            return create_once(), None, attempts
         except ClientError as e:
             if error_code(e) != "InvalidAMIName.Duplicate":
                 raise
-        # A retried call whose first attempt went through: the name is ours now.
         image = find_own_image_by_name(self.client, self.name)
         if image is None:
             raise RuntimeError(
                 f"EC2 says the AMI name {self.name!r} is taken in {self.region}, yet the account lists no image of that name: "
                 "a disabled image keeps its name, so re-enable or deregister it"
             )
-        return str(image["ImageId"])
+        return None, image, attempts
 
-    def describe_for_wait(self, image_id: str) -> dict[str, Any]:
+    def describe_for_wait(self, image_id: str, progress_from: float) -> dict[str, Any]:
         # Throttling is left to the Waiter here (no aws_retry), which retries it and never takes it as done.
         images = self.client.describe_images(ImageIds=[image_id])["Images"]
         if not images:
             return {}
         image = images[0]
+        if image.get("State") != "pending" or _clock() < progress_from:
+            return {"image": image}
         return {"image": image, "snapshots": describe_snapshots(self.client, snapshot_ids(image))}
 
     def wait_available(self, image_id: str) -> dict[str, Any]:
+        progress_from = _clock() + max(PROGRESS_AFTER, self.params["wait_timeout"] - PROGRESS_WINDOW)
+
         def failed(seen: dict[str, Any]) -> Optional[str]:
             image = seen.get("image") or {}
             if image.get("State") in IMAGE_FAILED_STATES:
@@ -556,13 +590,18 @@ class ImageCreator:
             return None
 
         waiter: Waiter[dict[str, Any]] = Waiter(
-            lambda: self.describe_for_wait(image_id),
+            lambda: self.describe_for_wait(image_id, progress_from),
             lambda seen: (seen.get("image") or {}).get("State") == "available",
             what=f"image {image_id} ({self.name}) to become available",
             timeout=self.params["wait_timeout"],
             failed=failed,
             progress=lambda seen: snapshots_progress(seen.get("snapshots") or []),
             missing_codes=IMAGE_NOT_FOUND,
+            first_delay=FIRST_POLL_AFTER,
+            delay=POLL_DELAY,
+            backoff=POLL_BACKOFF,
+            max_delay=POLL_MAX_DELAY,
+            jitter=POLL_JITTER,
             sleep=_sleep,
             clock=_clock,
         )
@@ -606,15 +645,23 @@ class ImageCreator:
             "deprecation_time": deprecation,
         }
 
-    def converge(self, image: dict[str, Any]) -> dict[str, Any]:
-        """Bring an image's attributes, tags and permissions to the requested state; returns it re-read if changed."""
+    def converge(self, image: dict[str, Any], new: bool = False) -> dict[str, Any]:
+        """Bring an image's attributes, tags and permissions to the requested state; returns it re-read if changed.
+
+        `new` is an image this run's CreateImage call made: its snapshots got their tags in that call
+        and it has no launch permissions yet, so neither is read back.
+        """
         params = self.params
         check = self.module.check_mode
         image_id = image["ImageId"]
         touched = False
         touched |= apply_tags(self.client, [image_id], tags_to_dict(image.get("Tags")), params["tags"], params["purge_tags"], check)
-        snaps = describe_snapshots(self.client, snapshot_ids(image))
-        touched |= apply_snapshot_tags(self.client, snaps, self.wanted_snapshot_tags(), params["purge_tags"], check)
+        if new:
+            snap_ids = snapshot_ids(image)
+        else:
+            snaps = describe_snapshots(self.client, snapshot_ids(image))
+            snap_ids = [s["SnapshotId"] for s in snaps]
+            touched |= apply_snapshot_tags(self.client, snaps, self.wanted_snapshot_tags(), params["purge_tags"], check)
         if params["imds_support"] and image.get("ImdsSupport") != params["imds_support"]:
             touched = True
             if not check:
@@ -624,12 +671,15 @@ class ImageCreator:
             touched = True
             if not check:
                 self.client.enable_image_deprecation(ImageId=image_id, DeprecateAt=deprecation, aws_retry=True)
-        add, remove = permission_changes(describe_launch_permissions(self.client, image_id), self.wanted_launch)
+        current = [] if new else describe_launch_permissions(self.client, image_id)
+        add, remove = permission_changes(current, self.wanted_launch)
         if add or remove:
             touched = True
             if not check:
                 apply_permissions(self.client, image_id, add, remove)
-        touched |= apply_volume_permissions(self.client, [s["SnapshotId"] for s in snaps], self.wanted_volume_permissions(), check)
+        if not check:
+            self.launch_permissions = [{k: v} for k, v in sorted(self.wanted_launch)] if self.wanted_launch is not None else current
+        touched |= apply_volume_permissions(self.client, snap_ids, self.wanted_volume_permissions(), check)
         if touched:
             self.changed = True
             if not check:
@@ -640,7 +690,7 @@ class ImageCreator:
         result: dict[str, Any] = {
             "changed": self.changed,
             "image_id": image["ImageId"] if image else image_id,
-            "image": image_result(image, describe_launch_permissions(self.client, image["ImageId"])) if image else None,
+            "image": image_result(image, self.known_launch_permissions(image)) if image else None,
             "replaced_image_id": self.replaced_image_id,
             "deleted_snapshots": self.deleted_snapshots,
         }
@@ -648,23 +698,31 @@ class ImageCreator:
             result["diff"] = {"before": self.before, "after": self.after}
         return result
 
+    def known_launch_permissions(self, image: dict[str, Any]) -> list[dict[str, str]]:
+        if self.launch_permissions is not None:
+            return self.launch_permissions
+        return describe_launch_permissions(self.client, image["ImageId"])
+
+    def needs_lookup_first(self) -> bool:
+        """Whether the image of that name must be looked up before CreateImage.
+
+        Check mode and diff must see it without changing anything, force replaces it first, and
+        tpm_support / boot_mode check the instance first, which an existing image does not need.
+        Otherwise CreateImage itself tells whether the name is taken, saving a call on a new image.
+        """
+        params = self.params
+        return bool(self.module.check_mode or self.module._diff or params["force"] or params["tpm_support"] or params["boot_mode"])
+
     def run(self) -> dict[str, Any]:
         self.check_input()
         self.client = aws_client(self.module)
+        if not self.needs_lookup_first():
+            return self.create_or_reuse()
         check = self.module.check_mode
         diff = self.module._diff
         existing = find_own_image_by_name(self.client, self.name)
-        if existing and existing.get("State") in IMAGE_FAILED_STATES and not self.params["force"]:
-            self.fail(f"Image {existing['ImageId']} named {self.name!r} is in state {existing['State']}: use force: true to replace it.")
         if existing and not self.params["force"]:
-            if diff:
-                self.before = self.state_of(existing)
-            if existing.get("State") == "pending" and self.params["wait"] and not check:
-                existing = self.wait_available(existing["ImageId"])
-            image = self.converge(existing)
-            if diff:
-                self.after = self.state_of(image) if not check else self.predicted(self.before)
-            return self.result(image)
+            return self.reuse(existing)
 
         self.check_instance()
         self.changed = True
@@ -681,12 +739,58 @@ class ImageCreator:
         if existing:
             self.replaced_image_id = existing["ImageId"]
             self.deleted_snapshots, _kept = deregister_image(self.client, existing, delete_snapshots=True)
-        image_id = self.create()
+        image_id, holder, _attempts = self.attempt_create()
+        if holder is not None:
+            # A retried call whose first attempt went through: the name is ours now.
+            return self.finish_new(str(holder["ImageId"]), made_here=False)
+        return self.finish_new(str(image_id), made_here=True)
+
+    def finish_new(self, image_id: str, made_here: bool) -> dict[str, Any]:
+        """Waits for (or describes) the image this run created, converges it and returns the result.
+
+        `made_here`: CreateImage answered with its id, so the image is exactly what the request asked.
+        """
         image = self.wait_available(image_id) if self.params["wait"] else self.describe_pending(image_id)
-        image = self.converge(image) if image else image
-        if diff:
+        image = self.converge(image, new=made_here) if image else image
+        if self.module._diff:
             self.after = self.state_of(image) if image else self.planned_new_state()
         return self.result(image, image_id)
+
+    def reuse(self, existing: dict[str, Any]) -> dict[str, Any]:
+        """The account already has an image of that name: bring it to the requested state."""
+        check = self.module.check_mode
+        diff = self.module._diff
+        if existing.get("State") in IMAGE_FAILED_STATES:
+            self.fail(f"Image {existing['ImageId']} named {self.name!r} is in state {existing['State']}: use force: true to replace it.")
+        if diff:
+            self.before = self.state_of(existing)
+        if existing.get("State") == "pending" and self.params["wait"] and not check:
+            existing = self.wait_available(existing["ImageId"])
+        image = self.converge(existing)
+        if diff:
+            self.after = self.state_of(image) if not check else self.predicted(self.before)
+        return self.result(image)
+
+    def create_or_reuse(self) -> dict[str, Any]:
+        """Creates the image, or reuses the one that holds its name, as CreateImage answers."""
+        try:
+            image_id, holder, attempts = self.attempt_create()
+        except ClientError as e:
+            if error_code(e) not in INSTANCE_PROBLEM_CODES:
+                raise
+            # An existing image of that name is returned whatever the instance's state.
+            holder = find_own_image_by_name(self.client, self.name)
+            if holder is not None:
+                return self.reuse(holder)
+            self.check_instance()  # fails naming the instance and its state
+            raise
+        if holder is not None and attempts == 1:
+            return self.reuse(holder)
+        self.changed = True
+        if holder is not None:
+            # A retried call whose first attempt went through: the name is ours now.
+            return self.finish_new(str(holder["ImageId"]), made_here=False)
+        return self.finish_new(str(image_id), made_here=True)
 
     def describe_pending(self, image_id: str) -> Optional[dict[str, Any]]:
         try:

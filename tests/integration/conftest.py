@@ -7,6 +7,19 @@ from typing import Any, Callable, Iterator
 import pytest
 
 
+def refuse_like_ec2(backend: Any, instance_id: str, name: str) -> None:
+    """What EC2 refuses in CreateImage and moto 5.2 lets through: an instance that is going or
+    gone, and a name the account already uses in the region (ami_create relies on both answers)."""
+    from moto.ec2.exceptions import EC2ClientError
+
+    instance = backend.get_instance(instance_id)
+    if instance.state in ("shutting-down", "terminated"):
+        raise EC2ClientError("IncorrectInstanceState", f"The instance '{instance_id}' is not in a state from which it can be imaged.")
+    for ami in backend.amis.values():
+        if ami.name == name and ami.owner_id == backend.account_id and ami.state != "deregistered":
+            raise EC2ClientError("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
+
+
 def create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[..., Any]:
     """moto raises NotImplementedError for snapshot TagSpecifications in CreateImage, which EC2
     applies to the new snapshots; ami_create sends them, so the server is given that behaviour."""
@@ -14,6 +27,7 @@ def create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[..
     def create_image(backend: Any, instance_id: str, name: str, description: str, tag_specifications: list[dict[str, Any]]) -> Any:
         specs = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
         snapshot_tags = {t["Key"]: t["Value"] for s in tag_specifications if s.get("ResourceType") == "snapshot" for t in s.get("Tags", [])}
+        refuse_like_ec2(backend, instance_id, name)
         ami = original(backend, instance_id, name, description, tag_specifications=specs)
         if snapshot_tags:
             backend.create_tags([ami.ebs_snapshot.id], snapshot_tags)

@@ -67,6 +67,29 @@ def test_waiter_backs_off_and_retries_throttling() -> None:
         assert ceiling / 2 <= seconds <= ceiling
 
 
+def test_waiter_first_delay_and_narrow_jitter() -> None:
+    # The schedule ami_create uses: nothing before 4 s, then steps of 2.5 s growing by 1.2, jitter 20 %.
+    fake = FakeTime()
+    describe = scripted({"state": "pending"}, {"state": "pending"}, {"state": "pending"}, {"state": "available"})
+    waiter = Waiter(
+        describe, lambda s: s["state"] == "available", what="image", timeout=600,
+        first_delay=4, delay=2.5, backoff=1.2, max_delay=15, jitter=0.2, clock=fake.clock, sleep=fake.sleep,
+    )
+    assert waiter.wait() == {"state": "available"}
+    assert waiter.polls == 4
+    assert fake.sleeps[0] == 4
+    for seconds, ceiling in zip(fake.sleeps[1:], [2.5, 3.0, 3.6]):
+        assert ceiling * 0.8 <= seconds <= ceiling
+
+
+def test_waiter_first_delay_never_passes_the_timeout() -> None:
+    fake = FakeTime()
+    waiter = Waiter(scripted({"state": "pending"}), lambda s: False, what="image", timeout=3, first_delay=4, clock=fake.clock, sleep=fake.sleep)
+    with pytest.raises(WaitTimeout):
+        waiter.wait()
+    assert fake.sleeps[0] == 3 and waiter.polls == 1
+
+
 def test_waiter_never_takes_throttling_as_success() -> None:
     fake = FakeTime()
     waiter = Waiter(scripted(client_error("RequestLimitExceeded")), lambda s: True, what="image ami-1", timeout=60, clock=fake.clock, sleep=fake.sleep)

@@ -87,6 +87,19 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 
 
+def refuse_like_ec2(backend: Any, instance_id: str, name: str) -> None:
+    """What EC2 refuses in CreateImage and moto 5.2 lets through: an instance that is going or
+    gone, and a name the account already uses in the region (ami_create relies on both answers)."""
+    from moto.ec2.exceptions import EC2ClientError
+
+    instance = backend.get_instance(instance_id)
+    if instance.state in ("shutting-down", "terminated"):
+        raise EC2ClientError("IncorrectInstanceState", f"The instance '{instance_id}' is not in a state from which it can be imaged.")
+    for ami in backend.amis.values():
+        if ami.name == name and ami.owner_id == backend.account_id and ami.state != "deregistered":
+            raise EC2ClientError("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
+
+
 def _create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[..., Any]:
     """moto 5.2 raises NotImplementedError for snapshot TagSpecifications in CreateImage; EC2
     tags the new snapshots with them. This supplies that so modules can be run end to end; the
@@ -95,6 +108,7 @@ def _create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[.
     def create_image(backend: Any, instance_id: str, name: str, description: str, tag_specifications: list[dict[str, Any]]) -> Any:
         image_specs = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
         snapshot_tags = [t for s in tag_specifications if s.get("ResourceType") == "snapshot" for t in s.get("Tags", [])]
+        refuse_like_ec2(backend, instance_id, name)
         ami = original(backend, instance_id, name, description, tag_specifications=image_specs)
         if snapshot_tags:
             # moto gives an image one snapshot, its root volume's.

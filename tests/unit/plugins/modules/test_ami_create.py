@@ -270,21 +270,31 @@ def snapshot(progress: str, tags: dict[str, str] | None = None) -> dict[str, Any
     return {"SnapshotId": SNAP_ID, "Progress": progress, "State": "pending", "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]}
 
 
+NAME_FILTER = {"Owners": ["self"], "Filters": [{"Name": "name", "Values": ["web-1"]}]}
+
+
 def queue_lookup_and_instance(ec2: StubbedEC2) -> None:
-    ec2.add("describe_images", {"Images": []}, {"Owners": ["self"], "Filters": [{"Name": "name", "Values": ["web-1"]}]})
+    """The look-up by name and the instance check that check mode, diff, force, tpm_support and boot_mode need first."""
+    ec2.add("describe_images", {"Images": []}, NAME_FILTER)
     ec2.add("describe_instances", {"Reservations": [{"Instances": [{"InstanceId": INSTANCE_ID, "State": {"Name": "stopped", "Code": 80}}]}]})
 
 
-def queue_converge(ec2: StubbedEC2, tags: dict[str, str] | None = None) -> None:
+def queue_name_taken(ec2: StubbedEC2, held_by: dict[str, Any]) -> None:
+    """CreateImage answers that the name is taken; the image holding it is then looked up."""
+    ec2.error("create_image", "InvalidAMIName.Duplicate")
+    ec2.add("describe_images", {"Images": [held_by]}, NAME_FILTER)
+
+
+def queue_converge_existing(ec2: StubbedEC2, tags: dict[str, str] | None = None) -> None:
+    # An image this run did not create: its snapshots and launch permissions are read once each.
     ec2.add("describe_snapshots", {"Snapshots": [snapshot("100%", tags)]})
-    ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
     ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
 
 
 def test_create_request_tags_image_and_snapshots(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
     # moto cannot take snapshot TagSpecifications in CreateImage; the request itself is checked here.
+    # A new image needs no look-up first, no snapshot or launch permission read-back: two calls in all.
     with StubbedEC2(monkeypatch) as ec2:
-        queue_lookup_and_instance(ec2)
         ec2.add(
             "create_image",
             {"ImageId": IMAGE_ID},
@@ -299,24 +309,22 @@ def test_create_request_tags_image_and_snapshots(aws_env: None, monkeypatch: pyt
             },
         )
         ec2.add("describe_images", {"Images": [image("available", Tags=[{"Key": "role", "Value": "web"}])]}, {"ImageIds": [IMAGE_ID]})
-        ec2.add("describe_snapshots", {"Snapshots": [snapshot("100%", {"kind": "root"})]})
-        queue_converge(ec2, {"kind": "root"})
         args = {"instance_id": INSTANCE_ID, "name": "web-1", "no_reboot": True, "tags": {"role": "web"}, "snapshot_tags": {"kind": "root"}}
         result = run_module(ami_create.main, args)
         ec2.stubber.assert_no_pending_responses()
     assert result["changed"] is True and result["image_id"] == IMAGE_ID, result
+    assert result["image"]["launch_permissions"] == [] and result["image"]["tags"] == {"role": "web"}
+    assert ec2.sleeps == [ami_create.FIRST_POLL_AFTER]
 
 
 def test_retried_create_never_makes_two_images(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
     # CreateImage has no ClientToken: the first attempt went through but its answer was lost; the
     # retry meets the name already taken and the module returns that image instead of failing.
     with StubbedEC2(monkeypatch) as ec2:
-        queue_lookup_and_instance(ec2)
         ec2.error("create_image", "InternalError")
-        ec2.error("create_image", "InvalidAMIName.Duplicate")
-        ec2.add("describe_images", {"Images": [image("pending")]}, {"Owners": ["self"], "Filters": [{"Name": "name", "Values": ["web-1"]}]})
+        queue_name_taken(ec2, image("pending"))
         ec2.add("describe_images", {"Images": [image("pending")]}, {"ImageIds": [IMAGE_ID]})
-        queue_converge(ec2)
+        queue_converge_existing(ec2)
         result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "wait": False})
         ec2.stubber.assert_no_pending_responses()
     assert result["changed"] is True and result["image_id"] == IMAGE_ID, result
@@ -324,44 +332,107 @@ def test_retried_create_never_makes_two_images(aws_env: None, monkeypatch: pytes
     assert len(ec2.sleeps) == 1  # one backoff before the retry
 
 
-def test_wait_retries_throttling_and_reports_available(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
-    # moto's images are born available, so the pending phase is played by Stubber.
+def test_name_taken_on_first_attempt_returns_that_image_unchanged(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule
+) -> None:
     with StubbedEC2(monkeypatch) as ec2:
-        queue_lookup_and_instance(ec2)
+        queue_name_taken(ec2, image("available", Tags=[{"Key": "role", "Value": "web"}]))
+        queue_converge_existing(ec2, {"role": "web"})
+        result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "tags": {"role": "web"}})
+        ec2.stubber.assert_no_pending_responses()
+    assert result["changed"] is False and result["image_id"] == IMAGE_ID, result
+
+
+def test_name_taken_by_a_failed_image_asks_for_force(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
+    with StubbedEC2(monkeypatch) as ec2:
+        queue_name_taken(ec2, image("failed"))
+        result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1"})
+        ec2.stubber.assert_no_pending_responses()
+    assert result["failed"] is True and "is in state failed: use force: true" in result["msg"], result
+
+
+def test_terminated_instance_named_from_createimage_refusal(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
+    # CreateImage refuses; no image holds the name, so the instance is described to say why.
+    with StubbedEC2(monkeypatch) as ec2:
+        ec2.error("create_image", "IncorrectInstanceState")
+        ec2.add("describe_images", {"Images": []}, NAME_FILTER)
+        ec2.add(
+            "describe_instances",
+            {"Reservations": [{"Instances": [{"InstanceId": INSTANCE_ID, "State": {"Name": "terminated", "Code": 48}}]}]},
+            {"InstanceIds": [INSTANCE_ID]},
+        )
+        result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1"})
+        ec2.stubber.assert_no_pending_responses()
+    assert result["failed"] is True
+    assert result["msg"] == (
+        f"Instance {INSTANCE_ID} is terminated: only a pending, running, stopping or stopped instance can be imaged."
+    ), result["msg"]
+
+
+def test_wait_retries_throttling_and_reports_available(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
+    # moto's images are born available, so the pending phase is played by Stubber. A short wait
+    # reads no snapshot progress.
+    with StubbedEC2(monkeypatch) as ec2:
         ec2.add("create_image", {"ImageId": IMAGE_ID})
         ec2.error("describe_images", "InvalidAMIID.NotFound")  # not visible yet
         ec2.add("describe_images", {"Images": [image("pending")]})
-        ec2.add("describe_snapshots", {"Snapshots": [snapshot("40%")]})
         ec2.error("describe_images", "RequestLimitExceeded")
         ec2.error("describe_images", "RequestLimitExceeded")
         ec2.add("describe_images", {"Images": [image("available")]})
-        ec2.add("describe_snapshots", {"Snapshots": [snapshot("100%")]})
-        queue_converge(ec2)
         result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1"})
         ec2.stubber.assert_no_pending_responses()
     assert not result["failed"], result
     assert result["image"]["state"] == "available"
-    assert len(ec2.sleeps) == 4
+    # The first poll comes after FIRST_POLL_AFTER, then one sleep after each poll that was not the last.
+    assert len(ec2.sleeps) == 5 and ec2.sleeps[0] == ami_create.FIRST_POLL_AFTER
+    assert all(s <= ami_create.POLL_MAX_DELAY for s in ec2.sleeps)
 
 
-def test_wait_timeout_reports_snapshot_progress(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
-    with StubbedEC2(monkeypatch) as ec2:
-        queue_lookup_and_instance(ec2)
-        ec2.add("create_image", {"ImageId": IMAGE_ID})
-        for _poll in range(8):
-            ec2.add("describe_images", {"Images": [image("pending")]})
-            ec2.add("describe_snapshots", {"Snapshots": [snapshot("40%")]})
-            ec2.error("describe_images", "RequestLimitExceeded")
-        result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "wait_timeout": 30})
+class SlowImageEC2:
+    """An EC2 whose new image stays pending, with snapshot progress; records each call with the time it came."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 0.0
+        self.calls: list[tuple[str, float]] = []
+        monkeypatch.setattr(ami_create, "aws_client", lambda module, service="ec2", region=None: self)
+        monkeypatch.setattr(ami_create, "_sleep", self.sleep)
+        monkeypatch.setattr(ami_create, "_clock", lambda: self.now)
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def create_image(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(("CreateImage", self.now))
+        return {"ImageId": IMAGE_ID}
+
+    def describe_images(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(("DescribeImages", self.now))
+        return {"Images": [image("pending")]}
+
+    def describe_snapshots(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(("DescribeSnapshots", self.now))
+        return {"Snapshots": [snapshot("40%")]}
+
+
+def test_wait_timeout_reports_snapshot_progress_read_once_the_wait_is_long(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule
+) -> None:
+    ec2 = SlowImageEC2(monkeypatch)
+    result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "wait_timeout": 120})
     assert result["failed"] is True
-    assert "Timed out after 30s" in result["msg"] and "snapshot 40%" in result["msg"], result["msg"]
+    assert "Timed out after 120s" in result["msg"] and "snapshot 40%" in result["msg"], result["msg"]
     assert result["image_id"] == IMAGE_ID
-    assert ec2.now <= 30
+    assert ec2.now <= 120
+    snapshot_reads = [t for call, t in ec2.calls if call == "DescribeSnapshots"]
+    image_reads = [t for call, t in ec2.calls if call == "DescribeImages"]
+    # Only in the last PROGRESS_WINDOW seconds: the progress is for the timeout message.
+    assert snapshot_reads and min(snapshot_reads) >= 120 - ami_create.PROGRESS_WINDOW
+    assert any(t < ami_create.PROGRESS_AFTER for t in image_reads)
+    assert min(image_reads) == ami_create.FIRST_POLL_AFTER
 
 
 def test_throttling_until_timeout_is_never_success(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
     with StubbedEC2(monkeypatch) as ec2:
-        queue_lookup_and_instance(ec2)
         ec2.add("create_image", {"ImageId": IMAGE_ID})
         for _poll in range(30):
             ec2.error("describe_images", "RequestLimitExceeded")
@@ -371,11 +442,10 @@ def test_throttling_until_timeout_is_never_success(aws_env: None, monkeypatch: p
 
 def test_failed_image_is_reported(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
     with StubbedEC2(monkeypatch) as ec2:
-        queue_lookup_and_instance(ec2)
         ec2.add("create_image", {"ImageId": IMAGE_ID})
         ec2.add("describe_images", {"Images": [image("failed", StateReason={"Code": "x", "Message": "snapshot copy failed"})]})
-        ec2.add("describe_snapshots", {"Snapshots": [snapshot("12%")]})
         result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1"})
+        ec2.stubber.assert_no_pending_responses()
     assert result["failed"] is True
     assert "state failed: snapshot copy failed" in result["msg"]
 
@@ -383,12 +453,11 @@ def test_failed_image_is_reported(aws_env: None, monkeypatch: pytest.MonkeyPatch
 def test_deprecation_request(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
     # moto lacks EnableImageDeprecation.
     with StubbedEC2(monkeypatch) as ec2:
-        ec2.add("describe_images", {"Images": [image("available")]})
+        queue_name_taken(ec2, image("available"))
         ec2.add("describe_snapshots", {"Snapshots": [snapshot("100%")]})
         ec2.add("enable_image_deprecation", {"Return": True}, {"ImageId": IMAGE_ID, "DeprecateAt": "2099-01-31T12:01:00Z"})
         ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
         ec2.add("describe_images", {"Images": [image("available", DeprecationTime="2099-01-31T12:01:00.000Z")]}, {"ImageIds": [IMAGE_ID]})
-        ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
         result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "deprecate_at": "2099-01-31T12:00:40Z"})
         ec2.stubber.assert_no_pending_responses()
     assert result["changed"] is True, result
@@ -398,10 +467,8 @@ def test_deprecation_request(aws_env: None, monkeypatch: pytest.MonkeyPatch, run
 def test_deprecation_already_set_is_unchanged(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
     with StubbedEC2(monkeypatch) as ec2:
         for deprecate in ({"deprecate_at": "2099-01-31T12:01:00Z"}, {"deprecate_in": "30d"}):
-            ec2.add("describe_images", {"Images": [image("available", DeprecationTime="2099-01-31T12:01:00.000Z")]})
-            ec2.add("describe_snapshots", {"Snapshots": [snapshot("100%")]})
-            ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
-            ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
+            queue_name_taken(ec2, image("available", DeprecationTime="2099-01-31T12:01:00.000Z"))
+            queue_converge_existing(ec2)
             result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", **deprecate})
             assert result["changed"] is False, result
         ec2.stubber.assert_no_pending_responses()
@@ -410,15 +477,10 @@ def test_deprecation_already_set_is_unchanged(aws_env: None, monkeypatch: pytest
 def test_deprecate_in_on_new_image(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
     sent: list[str] = []
     with StubbedEC2(monkeypatch) as ec2:
-        queue_lookup_and_instance(ec2)
         ec2.add("create_image", {"ImageId": IMAGE_ID})
         ec2.add("describe_images", {"Images": [image("available")]})
-        ec2.add("describe_snapshots", {"Snapshots": [snapshot("100%")]})
-        ec2.add("describe_snapshots", {"Snapshots": [snapshot("100%")]})
         ec2.add("enable_image_deprecation", {"Return": True})
-        ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
         ec2.add("describe_images", {"Images": [image("available")]})
-        ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
         ec2.client.meta.events.register(
             "provide-client-params.ec2.EnableImageDeprecation", lambda params, **kw: sent.append(params["DeprecateAt"])
         )
@@ -433,22 +495,22 @@ def test_deprecate_in_on_new_image(aws_env: None, monkeypatch: pytest.MonkeyPatc
 def test_imds_support_set_on_existing_image(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
     # moto accepts ModifyImageAttribute(ImdsSupport) but does not keep it.
     with StubbedEC2(monkeypatch) as ec2:
-        ec2.add("describe_images", {"Images": [image("available")]})
+        queue_name_taken(ec2, image("available"))
         ec2.add("describe_snapshots", {"Snapshots": [snapshot("100%")]})
         ec2.add("modify_image_attribute", {}, {"ImageId": IMAGE_ID, "ImdsSupport": {"Value": "v2.0"}})
         ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
         ec2.add("describe_images", {"Images": [image("available", ImdsSupport="v2.0")]}, {"ImageIds": [IMAGE_ID]})
-        ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
         result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "imds_support": "v2.0"})
         assert result["changed"] is True, result
-        ec2.add("describe_images", {"Images": [image("available", ImdsSupport="v2.0")]})
-        queue_converge(ec2)
+        queue_name_taken(ec2, image("available", ImdsSupport="v2.0"))
+        queue_converge_existing(ec2)
         again = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "imds_support": "v2.0"})
         assert again["changed"] is False, again
         ec2.stubber.assert_no_pending_responses()
 
 
 def test_create_request_block_devices_and_boot_mode(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
+    # boot_mode checks the instance first, so the image is looked up by name before it.
     with StubbedEC2(monkeypatch) as ec2:
         queue_lookup_and_instance(ec2)
         ec2.add(
@@ -468,7 +530,6 @@ def test_create_request_block_devices_and_boot_mode(aws_env: None, monkeypatch: 
             },
         )
         ec2.add("describe_images", {"Images": [image("pending")]}, {"ImageIds": [IMAGE_ID]})
-        queue_converge(ec2)
         args = {
             "instance_id": INSTANCE_ID,
             "name": "web-1",
@@ -488,7 +549,6 @@ def test_create_request_block_devices_and_boot_mode(aws_env: None, monkeypatch: 
 
 def test_no_wait_returns_the_id_of_an_image_not_listed_yet(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
     with StubbedEC2(monkeypatch) as ec2:
-        queue_lookup_and_instance(ec2)
         ec2.add("create_image", {"ImageId": IMAGE_ID})
         ec2.error("describe_images", "InvalidAMIID.NotFound")
         result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "wait": False})
