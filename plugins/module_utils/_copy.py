@@ -33,13 +33,20 @@ from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitErro
 
 T = TypeVar("T")
 
-# Even a small copy takes more than a few seconds on AWS, so an early first poll only spends an
-# API call; later polls back off towards 30 s, as copies usually take minutes.
-FIRST_POLL_AFTER = 10.0
-POLL_DELAY = 15.0
+# Even a small copy takes a few seconds, so the first poll waits 5 s; later steps start at 4 s and
+# grow slowly (a copy done soon is seen soon) up to 30 s, as copies on AWS usually take minutes.
+# Little jitter: each region has its own endpoint, and the regions' polls are few.
+FIRST_POLL_AFTER = 5.0
+POLL_DELAY = 4.0
+POLL_BACKOFF = 1.2
 POLL_MAX_DELAY = 30.0
+POLL_JITTER = 0.2
 # Copies that can never become available; one that is found this way is not reused.
 DEAD_STATES = frozenset(("failed", "error", "invalid", "deregistered", "disabled"))
+
+
+class DeadCopy(Exception):
+    """The copy's name is held by an earlier copy of the source that can never become available."""
 
 
 @dataclass
@@ -111,19 +118,46 @@ class CopyEngine:
         # One token per run: a copy call retried after a lost response never makes two copies.
         self.run_token = uuid.uuid4().hex[:24]
 
-    def find_existing(self, region: str) -> Optional[dict[str, Any]]:
-        """The account's own live copy of the source image in `region`, found by its source tag."""
-        images = find_own_images(self.clients[region], {f"tag:{COPY_SOURCE_TAG}": [self.source_value]})
+    def find_existing(self, plan: RegionPlan) -> Optional[dict[str, Any]]:
+        """The account's own live copy of the source image in the plan's region, found by its source tag and name."""
+        images = find_own_images(self.clients[plan.region], {f"tag:{COPY_SOURCE_TAG}": [self.source_value], "name": [plan.name]})
         live = [i for i in images if i.get("State") not in DEAD_STATES]
-        # Should there ever be two, the newest is the one a rerun keeps.
-        live.sort(key=lambda i: i.get("CreationDate") or "", reverse=True)
         return live[0] if live else None
 
+    def copy_or_reusable(self, plan: RegionPlan) -> tuple[Optional[str], Optional[dict[str, Any]]]:
+        """CopyImage; when EC2 answers that the name is taken, the copy holding it, if it is ours to reuse.
+
+        Returns (new image id, None) or (None, the existing copy); raises EC2's error when the name is
+        held by an image that is not a live copy of this source.
+        """
+        try:
+            return self.copy(plan), None
+        except Exception as e:  # botocore ClientError
+            if error_code(e) != "InvalidAMIName.Duplicate":
+                raise
+            images = find_own_images(self.clients[plan.region], {"name": [plan.name]})
+            holder = next((i for i in images if i.get("State") != "deregistered"), None)
+            if holder is None or tags_to_dict(holder.get("Tags")).get(COPY_SOURCE_TAG) != self.source_value:
+                raise
+            if holder.get("State") in DEAD_STATES:
+                raise DeadCopy(
+                    f"the name {plan.name!r} is held by the copy {holder['ImageId']}, which is {holder.get('State')}: "
+                    "deregister it to copy again"
+                ) from None
+            return None, holder
+
     def start(self, plan: RegionPlan, check_mode: bool) -> RegionOutcome:
-        """Reuses the region's existing copy or starts a new one (in check mode: only looks)."""
+        """Reuses the region's existing copy or starts a new one (in check mode: only looks).
+
+        Outside check mode CopyImage comes first: a taken name is how EC2 says the copy exists, so a
+        new copy needs no look-up.
+        """
         outcome = RegionOutcome(plan.region)
         try:
-            existing = self.find_existing(plan.region)
+            existing = self.find_existing(plan) if check_mode else None
+            image_id: Optional[str] = None
+            if not check_mode:
+                image_id, existing = self.copy_or_reusable(plan)
             if existing is not None:
                 outcome.image = existing
                 outcome.deprecation_before = existing.get("DeprecationTime")
@@ -133,9 +167,10 @@ class CopyEngine:
                     outcome.changed |= self.ensure_deprecation(self.clients[plan.region], existing, check_mode)
                 return outcome
             outcome.created = outcome.changed = True
-            if check_mode:
-                return outcome
-            outcome.image = {"ImageId": self.copy(plan), "State": "pending"}
+            if image_id is not None:
+                outcome.image = {"ImageId": image_id, "State": "pending"}
+        except DeadCopy as e:
+            outcome.error = str(e)
         except Exception as e:  # botocore errors; reported per region
             outcome.error = aws_error_message(e)
         return outcome
@@ -216,7 +251,9 @@ class CopyEngine:
             ),
             missing_codes=IMAGE_NOT_FOUND,
             delay=POLL_DELAY,
+            backoff=POLL_BACKOFF,
             max_delay=POLL_MAX_DELAY,
+            jitter=POLL_JITTER,
             sleep=self.sleep,
         )
         return waiter.wait()

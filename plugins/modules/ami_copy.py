@@ -12,7 +12,9 @@ description:
   - Copies an Amazon Machine Image from its source region into every target region in one task.
   - All copies are started and waited for concurrently, so the task takes about as long as the slowest region.
   - Each copy is tagged with C(bakery:copy-source=<source region>:<source image id>). A copy the account already owns
-    with that tag in a target region is reused, so a second identical run reports no change.
+    with that tag and the copy's name in a target region is reused, so a second identical run reports no change.
+    CopyImage is called first and its answer that the name is taken is what finds that copy, so a new copy costs
+    no look-up; a name held by another image, or by a copy that failed, fails that region.
   - When a region fails, the copies that did succeed are deregistered and their snapshots deleted (O(on_failure=rollback)),
     then the task fails naming each failed region and its AWS error.
   - Bad input (an unknown region, a source image that does not exist, a KMS key unusable in a target region, an invalid

@@ -8,6 +8,8 @@ Stable interface (other module tests rely on it):
 - fixture `instance_id`: a running moto instance to image.
 - moto starts with only its base public images (MOTO_AMIS_PATH), which include Amazon Linux 2
   (`source_image_id`), and supports snapshot TagSpecifications in CreateImage (see below).
+  Like EC2, CreateImage and CopyImage refuse a name the account already uses in the region
+  (InvalidAMIName.Duplicate), and CreateImage an instance that is going or gone.
 - fixture `run_module`: the function `run_module(module_main, args, check_mode=False, diff=False)
   -> dict`, the module's result, always with `failed`, `changed` and (on failure) `msg`.
 - fixture `make_instance`: the function `make_instance(client, state="running") -> str`
@@ -118,6 +120,21 @@ def _create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[.
     return create_image
 
 
+def _copy_image_refusing_taken_names(original: Callable[..., Any]) -> Callable[..., Any]:
+    """EC2 refuses a CopyImage whose name the account already uses in the target region (ami_copy
+    relies on that answer); moto 5.2 makes a second image."""
+
+    def copy_image(backend: Any, source_image_id: str, source_region: str, name: Any = None, description: Any = None) -> Any:
+        from moto.ec2.exceptions import EC2ClientError
+
+        for ami in backend.amis.values():
+            if name and ami.name == name and ami.owner_id == backend.account_id and ami.state != "deregistered":
+                raise EC2ClientError("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
+        return original(backend, source_image_id, source_region, name, description)
+
+    return copy_image
+
+
 @pytest.fixture(scope="session")
 def _moto_amis_file(tmp_path_factory: pytest.TempPathFactory) -> str:
     from moto.ec2.models import amis
@@ -135,6 +152,7 @@ def mocked_aws(aws_env: None, monkeypatch: pytest.MonkeyPatch, _moto_amis_file: 
     # backend then starts in milliseconds instead of seconds.
     monkeypatch.setenv("MOTO_AMIS_PATH", _moto_amis_file)
     monkeypatch.setattr(AmiBackend, "create_image", _create_image_with_snapshot_tags(AmiBackend.create_image))
+    monkeypatch.setattr(AmiBackend, "copy_image", _copy_image_refusing_taken_names(AmiBackend.copy_image))
     with mock_aws():
         yield
 

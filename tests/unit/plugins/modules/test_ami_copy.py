@@ -297,6 +297,38 @@ def test_disabled_kms_key_is_refused(source_image: str, run_module: RunModule) -
     assert own_images("us-west-2") == []
 
 
+def test_a_name_held_by_another_image_fails_that_region(source_image: str, run_module: RunModule, make_instance: Callable[..., str]) -> None:
+    west = client("us-west-2")
+    other = west.create_image(InstanceId=make_instance(west), Name="base-2026.11")["ImageId"]
+
+    result = run_module(ami_copy.main, copy_args(source_image, on_failure="keep"))
+
+    assert result["failed"] is True
+    assert "failed in 1 of 3 regions (us-west-2: InvalidAMIName.Duplicate" in result["msg"], result["msg"]
+    assert [i["ImageId"] for i in own_images("us-west-2")] == [other]
+    assert sorted(result["image_ids"]) == ["ap-southeast-2", "eu-west-1"]
+
+
+def test_a_name_held_by_a_failed_copy_fails_that_region(source_image: str, run_module: RunModule) -> None:
+    first = run_module(ami_copy.main, copy_args(source_image, regions=["us-west-2"]))
+    _backend("us-west-2").amis[first["image_ids"]["us-west-2"]].state = "failed"
+
+    result = run_module(ami_copy.main, copy_args(source_image, regions=["us-west-2"]))
+
+    assert result["failed"] is True
+    assert f"is held by the copy {first['image_ids']['us-west-2']}, which is failed: deregister it" in result["msg"], result["msg"]
+
+
+def test_a_copy_under_another_name_is_not_reused(source_image: str, run_module: RunModule) -> None:
+    first = run_module(ami_copy.main, copy_args(source_image, regions=["us-west-2"]))
+
+    renamed = run_module(ami_copy.main, copy_args(source_image, regions=["us-west-2"], name="base-renamed"))
+
+    assert renamed["changed"] is True and renamed["copied_regions"] == ["us-west-2"]
+    assert renamed["image_ids"]["us-west-2"] != first["image_ids"]["us-west-2"]
+    assert renamed["images"]["us-west-2"]["name"] == "base-renamed"
+
+
 def _backend(region: str) -> Any:
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ec2.models import ec2_backends
@@ -357,11 +389,7 @@ def test_encrypted_copies_use_each_regions_key_and_survive_throttled_waits(
             "describe_key", {"KeyMetadata": {"KeyId": key, "KeyState": "Enabled", "KeyUsage": "ENCRYPT_DECRYPT"}}, {"KeyId": key}
         )
         ec2 = stubbed[("ec2", region)]
-        ec2.add_response(
-            "describe_images",
-            {"Images": []},
-            {"Owners": ["self"], "Filters": [{"Name": f"tag:{COPY_TAG}", "Values": [f"{SOURCE_REGION}:{source}"]}]},
-        )
+        # No look-up first: CopyImage itself would say the copy exists (its name taken).
         ec2.add_response(
             "copy_image",
             {"ImageId": copy_id},
@@ -400,7 +428,6 @@ def test_a_copy_that_fails_while_waited_for_is_rolled_back(stubbed: dict[tuple[s
     source = "ami-0aaaaaaaaaaaaaaaa"
     stubbed[("ec2", SOURCE_REGION)].add_response("describe_images", {"Images": [_image(source, "available")]}, {"ImageIds": [source]})
     ec2 = stubbed[("ec2", "us-west-2")]
-    ec2.add_response("describe_images", {"Images": []})
     ec2.add_response("copy_image", {"ImageId": "ami-0ccccccccccccccc0"})
     failed = _image("ami-0ccccccccccccccc0", "failed")
     failed["StateReason"] = {"Code": "Client.InternalError", "Message": "Snapshot copy failed"}
@@ -418,11 +445,20 @@ def test_a_copy_that_fails_while_waited_for_is_rolled_back(stubbed: dict[tuple[s
     assert "rolled back the new copies in us-west-2" in result["msg"]
 
 
-def _stub_new_copy_start(stubbed: dict[tuple[str, str], Stubber], source: str, region: str) -> Stubber:
+def _stub_new_copy_start(stubbed: dict[tuple[str, str], Stubber], source: str, region: str, check_mode: bool = False) -> Stubber:
     stubbed[("ec2", SOURCE_REGION)].add_response("describe_images", {"Images": [_image(source, "available")]}, {"ImageIds": [source]})
     ec2 = stubbed[("ec2", region)]
-    ec2.add_response("describe_images", {"Images": []})
+    if check_mode:
+        # Check mode looks the copy up (nothing found); otherwise CopyImage comes first.
+        ec2.add_response("describe_images", {"Images": []}, _by_tag_and_name(source))
     return ec2
+
+
+def _by_tag_and_name(source: str, name: str = "base-2026.11") -> dict[str, Any]:
+    return {
+        "Owners": ["self"],
+        "Filters": [{"Name": f"tag:{COPY_TAG}", "Values": [f"{SOURCE_REGION}:{source}"]}, {"Name": "name", "Values": [name]}],
+    }
 
 
 def test_a_retried_copy_call_reuses_its_client_token(stubbed: dict[tuple[str, str], Stubber], run_module: RunModule) -> None:
@@ -489,13 +525,20 @@ DEPRECATE_AT = "2030-01-31T10:00:20Z"
 DEPRECATE_AT_MINUTE = "2030-01-31T10:00:00Z"
 
 
-def _reused(stubbed: dict[tuple[str, str], Stubber], source: str, region: str, image_id: str, deprecation: str | None) -> Stubber:
-    """A copy found by its source tag in `region`, with `deprecation` as its DeprecationTime."""
+def _reused(
+    stubbed: dict[tuple[str, str], Stubber], source: str, region: str, image_id: str, deprecation: str | None, check_mode: bool = False
+) -> Stubber:
+    """A copy of the source in `region`, with `deprecation` as its DeprecationTime: looked up by its
+    source tag and name in check mode, otherwise found when CopyImage answers that its name is taken."""
     ec2 = stubbed[("ec2", region)]
     image = _image(image_id, "available", {COPY_TAG: f"{SOURCE_REGION}:{source}"})
     if deprecation:
         image["DeprecationTime"] = deprecation
-    ec2.add_response("describe_images", {"Images": [image]})
+    if check_mode:
+        ec2.add_response("describe_images", {"Images": [image]}, _by_tag_and_name(source))
+    else:
+        ec2.add_client_error("copy_image", "InvalidAMIName.Duplicate", "AMI name base-2026.11 is already in use", 400)
+        ec2.add_response("describe_images", {"Images": [image]}, {"Owners": ["self"], "Filters": [{"Name": "name", "Values": ["base-2026.11"]}]})
     ec2.add_response("describe_image_attribute", {"ImageId": image_id, "LaunchPermissions": []})
     return ec2
 
@@ -536,7 +579,6 @@ def test_deprecate_in_gives_every_new_copy_one_time(stubbed: dict[tuple[str, str
         copy_id = f"ami-0f00000000000001{n}"
         ec2 = stubbed[("ec2", region)]
         ec2.client.meta.events.register("before-parameter-build.ec2.EnableImageDeprecation", lambda params, **kw: requests.append(params))
-        ec2.add_response("describe_images", {"Images": []})
         ec2.add_response("copy_image", {"ImageId": copy_id})
         ec2.add_response("describe_images", {"Images": [_image(copy_id, "available", {COPY_TAG: f"{SOURCE_REGION}:{source}"})]})
         ec2.add_response("enable_image_deprecation", {"Return": True}, {"ImageId": copy_id, "DeprecateAt": ANY})
@@ -579,8 +621,8 @@ def test_check_mode_reports_the_deprecation_change_and_makes_no_call(
     stubbed: dict[tuple[str, str], Stubber], run_module: RunModule
 ) -> None:
     source = "ami-0aaaaaaaaaaaaaaaa"
-    _stub_new_copy_start(stubbed, source, "us-west-2")
-    _reused(stubbed, source, "eu-west-1", "ami-0f0000000000000f4", None)
+    _stub_new_copy_start(stubbed, source, "us-west-2", check_mode=True)
+    _reused(stubbed, source, "eu-west-1", "ami-0f0000000000000f4", None, check_mode=True)
 
     result = run_module(
         ami_copy.main, copy_args(source, regions=["us-west-2", "eu-west-1"], deprecate_at=DEPRECATE_AT), check_mode=True, diff=True
@@ -598,7 +640,7 @@ def test_check_mode_reports_the_deprecation_change_and_makes_no_call(
 def test_check_mode_with_the_time_already_set_changes_nothing(stubbed: dict[tuple[str, str], Stubber], run_module: RunModule) -> None:
     source = "ami-0aaaaaaaaaaaaaaaa"
     stubbed[("ec2", SOURCE_REGION)].add_response("describe_images", {"Images": [_image(source, "available")]}, {"ImageIds": [source]})
-    _reused(stubbed, source, "us-west-2", "ami-0f0000000000000f5", "2030-01-31T10:00:00.000Z")
+    _reused(stubbed, source, "us-west-2", "ami-0f0000000000000f5", "2030-01-31T10:00:00.000Z", check_mode=True)
 
     result = run_module(ami_copy.main, copy_args(source, regions=["us-west-2"], deprecate_at=DEPRECATE_AT), check_mode=True)
 
