@@ -36,6 +36,21 @@ def create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[..
     return create_image
 
 
+def copy_image_refusing_taken_names(original: Callable[..., Any]) -> Callable[..., Any]:
+    """EC2 refuses a CopyImage whose name the account already uses in the target region (ami_copy
+    relies on that answer); moto 5.2 makes a second image."""
+
+    def copy_image(backend: Any, source_image_id: str, source_region: str, name: Any = None, description: Any = None) -> Any:
+        from moto.ec2.exceptions import EC2ClientError
+
+        for ami in backend.amis.values():
+            if name and ami.name == name and ami.owner_id == backend.account_id and ami.state != "deregistered":
+                raise EC2ClientError("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
+        return original(backend, source_image_id, source_region, name, description)
+
+    return copy_image
+
+
 @pytest.fixture
 def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     # Imported here: the connection suite also runs from a venv without moto (ansible-core 2.21).
@@ -43,6 +58,7 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     monkeypatch.setattr(AmiBackend, "create_image", create_image_with_snapshot_tags(AmiBackend.create_image))
+    monkeypatch.setattr(AmiBackend, "copy_image", copy_image_refusing_taken_names(AmiBackend.copy_image))
     # the tests start from moto's stock images, which importing the local cloud (another suite's
     # conftest, in the same session) switches off for the process
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "true")
