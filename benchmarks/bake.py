@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A whole bake with 3 copy regions: playbooks/bake.yml (a) against a plain amazon.aws playbook (b).
 
-Run (as root, the local cloud needs it):  .venv/bin/python benchmarks/bake.py [--rounds N]
+Run (as root, the local cloud needs it):  .venv/bin/python benchmarks/bake.py [--rounds N] [--only a|b]
 
 Starts its own local cloud (private state directory, stopped at the end whatever happens) with
 the fixed latency profile LATENCY below, then alternates for N rounds (default 2):
@@ -10,7 +10,8 @@ the fixed latency profile LATENCY below, then alternates for N rounds (default 2
 (b) benchmarks/bake_baseline/bake.yml: the same bake written with amazon.aws.ec2_key /
     ec2_security_group / ec2_instance / ec2_ami, a loop of community.aws.ec2_ami_copy (wait: true
     each) and ansible.builtin.ssh (host keys checked against a known_hosts file built from the
-    console output), the same example_web role, bakery.ami.generalize, the same cleanup.
+    console output), the same example_web role, bakery.ami.generalize, and a cleanup of the same
+    resources with the same amazon.aws modules.
 Each run is checked (images available in every region, no builder left) and its EC2 calls are
 counted from the local cloud's request log. Medians over the rounds are printed.
 
@@ -249,10 +250,21 @@ def report(runs: list[Run], rounds: int) -> None:
               + "; ".join(f"{name} {seconds:.1f}s" for name, seconds in group[-1].tasks[:8]))
 
 
+def report_one(runs: list[Run]) -> None:
+    """One variant alone: its figures and where its time and calls went, no ratios."""
+    for run in runs:
+        floor = floor_seconds(run.customization)
+        print(f"({run.variant}) wall {run.wall:.1f}s, {run.ec2_calls} EC2 calls, customization {run.customization:.1f}s,"
+              f" floor {floor:.1f}s, overhead {(run.wall - floor) / floor:.2f}, {run.task_count} tasks")
+        print("  EC2 calls: " + ", ".join(f"{action} {n}" for action, n in sorted(run.calls.items())))
+        print("  slowest tasks: " + "; ".join(f"{name} {seconds:.1f}s" for name, seconds in run.tasks[:12]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="rounds of (a) then (b) (default 2)")
     parser.add_argument("--keep", action="store_true", help="keep the playbook logs and timings (printed path)")
+    parser.add_argument("--only", choices=["a", "b"], help="run one variant (to look at it; no ratios)")
     args = parser.parse_args()
     # SIGTERM ends the run through the finally blocks, so the local cloud is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -262,11 +274,14 @@ def main() -> int:
         with local_cloud(workdir / "cloud", settings={"latency": LATENCY}) as cloud:
             stamp = time.strftime("%H%M%S")
             for number in range(1, args.rounds + 1):
-                for variant in ("a", "b"):
+                for variant in (args.only,) if args.only else ("a", "b"):
                     run = run_variant(cloud, variant, f"bench-{stamp}-{number}{variant}", workdir)
                     print(f"round {number} ({variant}): {run.wall:.1f}s, {run.ec2_calls} EC2 calls", flush=True)
                     runs.append(run)
-        report(runs, args.rounds)
+        if args.only:
+            report_one(runs)
+        else:
+            report(runs, args.rounds)
     finally:
         if args.keep:
             print(f"\nlogs and timings kept in {workdir}")

@@ -31,8 +31,8 @@ molecule-test: venv system-deps
 	done
 
 # Destroy after a create that failed half way: RunInstances is refused after the key pair and
-# the security group were made; destroy must delete both (the cloud's request log shows it),
-# remove the local key and stop the cloud.
+# the security group were made; destroy must delete both (the cloud's request log shows it) and
+# stop the cloud, and no local key may be left (the launch removes it when it fails).
 molecule-create-failure: venv system-deps
 	@state=$(MOLECULE_STATE)/example_web; cloud=$$state/localcloud; mkdir -p $$state; \
 	export MOLECULE_EPHEMERAL_DIRECTORY=$$state/ephemeral; \
@@ -43,11 +43,12 @@ molecule-create-failure: venv system-deps
 	  echo "molecule create succeeded although RunInstances was refused (see $$state/create-failure.log)" >&2; exit 1; \
 	fi; \
 	bake_id=$$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["bake_id"])' $$MOLECULE_EPHEMERAL_DIRECTORY/bake.json); \
-	key_dir=$$(ls -d "$${TMPDIR:-/tmp}/bakery-$$bake_id-"*); \
-	[ -d "$$key_dir" ] || { echo "the failed create left no key directory to clean up (bake $$bake_id)" >&2; exit 1; }; \
+	grep -q "refused by the create-failure check" $$state/create-failure.log \
+	  || { echo "the create did not fail on the refused RunInstances (see $$state/create-failure.log)" >&2; exit 1; }; \
 	$(MOLECULE) destroy -s example_web > $$state/destroy-after-failure.log 2>&1 \
 	  || { cat $$state/destroy-after-failure.log; echo "molecule destroy failed after a failed create" >&2; exit 1; }; \
-	[ ! -e "$$key_dir" ] || { echo "destroy left the builder key directory $$key_dir" >&2; exit 1; }; \
+	! ls -d "$${TMPDIR:-/tmp}/bakery-$$bake_id-"* 2>/dev/null \
+	  || { echo "a builder key directory of bake $$bake_id was left" >&2; exit 1; }; \
 	if $(BIN)/python -m localcloud --state-dir $$cloud status >/dev/null 2>&1; then \
 	  echo "destroy left the local cloud running ($$cloud)" >&2; exit 1; \
 	fi; \

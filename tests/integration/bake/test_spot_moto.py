@@ -2,12 +2,11 @@
 """builder_spot: the builder runs on the spot market, and cleanup leaves no instance or open request."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
-from bake_helpers import HERE, NOTHING, REPO, Moto, bake_resources, base_vars, run_playbook
+from bake_helpers import HERE, NOTHING, Moto, bake_resources, base_vars, run_playbook
 
 SKIP_SSH = ("--skip-tags", "builder_host_keys,builder_inventory")
 LIVE_REQUESTS = [{"Name": "state", "Values": ["open", "active"]}]
@@ -17,35 +16,41 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
 
 
-def _spot_script() -> Any:
-    spec = importlib.util.spec_from_file_location("spot_instance", REPO / "roles/builder/files/spot_instance.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_spot_request_asks_one_time_terminate_with_the_max_price() -> None:
     import boto3
     from botocore.stub import Stubber
 
+    from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
+    from ansible_collections.bakery.ami.plugins.module_utils._builder_launch import LaunchSettings, run_instance, run_request
+    from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY
+
     ec2 = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-    request = {"ImageId": "ami-12345678", "InstanceType": "t3.micro", "KeyName": "bakery-x",
-               "SecurityGroupIds": ["sg-12345678"], "MetadataOptions": {"HttpTokens": "required"}}
+    client = RetryingBotoClientWrapper(ec2, RETRY)
+    tags = {"bakery:bake-id": "x", "bakery:temporary": "true"}
+    tag_list = [{"Key": "bakery:bake-id", "Value": "x"}, {"Key": "bakery:temporary", "Value": "true"},
+                {"Key": "Name", "Value": "bakery-builder-x"}]
+    base = {"ImageId": "ami-12345678", "InstanceType": "t3.micro", "KeyName": "bakery-x", "MinCount": 1, "MaxCount": 1,
+            "SecurityGroupIds": ["sg-12345678"], "ClientToken": "bakery-x",
+            "MetadataOptions": {"HttpEndpoint": "enabled", "HttpTokens": "required"},
+            "TagSpecifications": [{"ResourceType": kind, "Tags": tag_list}
+                                  for kind in ("instance", "volume", "spot-instances-request")]}
+    capped = LaunchSettings(bake_id="x", tags=tags, instance_type="t3.micro", ssh_cidr="127.0.0.1/32",
+                            spot=True, spot_max_price="0.05")
+    uncapped = LaunchSettings(bake_id="x", tags=tags, instance_type="t3.micro", ssh_cidr="127.0.0.1/32", spot=True)
     with Stubber(ec2) as stub:
         stub.add_response("run_instances", {"Instances": [{"InstanceId": "i-0123456789abcdef0"}]}, {
-            **request, "MinCount": 1, "MaxCount": 1, "ClientToken": "bakery-x",
-            "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {
+            **base, "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {
                 "SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate", "MaxPrice": "0.05"}},
         })
         stub.add_response("run_instances", {"Instances": [{"InstanceId": "i-0123456789abcdef1"}]}, {
-            **request, "MinCount": 1, "MaxCount": 1,
-            "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {
+            **base, "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {
                 "SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}},
         })
-        script = _spot_script()
-        assert script.run_spot(ec2, request, "0.05", "bakery-x") == "i-0123456789abcdef0"
-        assert script.run_spot(ec2, request, "", "") == "i-0123456789abcdef1"  # no cap: the on-demand price
+        first = run_instance(client, run_request(capped, "ami-12345678", "bakery-x", "sg-12345678"))
+        assert first["InstanceId"] == "i-0123456789abcdef0"
+        # no cap: the on-demand price
+        second = run_instance(client, run_request(uncapped, "ami-12345678", "bakery-x", "sg-12345678"))
+        assert second["InstanceId"] == "i-0123456789abcdef1"
         stub.assert_no_pending_responses()
 
 

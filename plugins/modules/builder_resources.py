@@ -1,0 +1,456 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: GPL-3.0-or-later
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright: contributors to bakery.ami
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: builder_resources
+short_description: Launch, stop and remove the temporary builder of one bake
+version_added: 0.2.0
+description:
+  - The bake's temporary resources in one task each way, with as few EC2 calls as each step allows.
+    The roles M(bakery.ami.builder), M(bakery.ami.image) and M(bakery.ami.cleanup) use it; it can be used on its own.
+  - O(state=present) finds the source image, makes an ed25519 key pair (the private key in a private directory,
+    never returned) and imports its public half, creates a security group that lets in SSH from O(ssh_cidr)
+    only, runs the instance with IMDSv2 required, waits until it runs and reads its SSH host keys from
+    the console output. Everything it creates is tagged with O(bake_id) and C(bakery:temporary) in the create call.
+  - O(state=stopped) stops O(instance_ids) and waits until they are stopped.
+  - O(state=absent) terminates instances, deletes key pairs and security groups and removes O(key_dir).
+    It acts on the ids given and, with O(find=true), on everything tagged with O(bake_id). Safe to run twice.
+  - When O(state=present) fails, the result's C(bake_step) names the step (C(source lookup), C(key pair),
+    C(security group), C(launch) or C(host keys)). What was created stays, tagged, for O(state=absent)
+    with O(find=true); the key directory is removed at once.
+author:
+  - bakery.ami contributors (!UNKNOWN)
+options:
+  state:
+    description: What to do with the builder.
+    type: str
+    choices: [present, stopped, absent]
+    default: present
+  bake_id:
+    description: The bake the resources belong to; names them and is their C(bakery:bake-id) tag.
+    type: str
+    required: true
+  tags:
+    description:
+      - More tags for every resource O(state=present) creates. The bake tags are always added.
+    type: dict
+    default: {}
+  source_image_id:
+    description:
+      - The image to launch. With O(state=present), exactly one of O(source_image_id) and O(source_filters) is needed.
+    type: str
+    default: ""
+  source_filters:
+    description: DescribeImages filters choosing the image to launch, such as C(name) with value C(al2023-ami-*).
+    type: dict
+    default: {}
+  source_owners:
+    description: Whose images O(source_filters) looks among, such as C(amazon) or an account id.
+    type: list
+    elements: str
+    default: []
+  source_most_recent:
+    description: When several images match O(source_filters), take the newest instead of failing.
+    type: bool
+    default: true
+  instance_type:
+    description: The builder's instance type.
+    type: str
+    default: t3.micro
+  ssh_cidr:
+    description: The only address range the security group lets in on tcp/22, such as C(198.51.100.7/32).
+    type: str
+    default: ""
+  vpc_id:
+    description: The VPC of the security group. By default the subnet's, or the default VPC.
+    type: str
+    default: ""
+  subnet_id:
+    description: The subnet to launch in. By default EC2 picks one of the default VPC.
+    type: str
+    default: ""
+  assign_public_ip:
+    description: Give the builder a public address (only with O(subnet_id)).
+    type: bool
+    default: false
+  address:
+    description: Which of the builder's addresses the result's C(address) is.
+    type: str
+    choices: [private, public]
+    default: private
+  instance_profile:
+    description: An IAM instance profile for the builder, by name or ARN.
+    type: str
+    default: ""
+  user_data:
+    description: User data for the builder, as text.
+    type: str
+    default: ""
+  root_volume:
+    description:
+      - The builder's root volume, when it should differ from the image's. It is deleted with the instance.
+    type: dict
+    default: {}
+    suboptions:
+      size:
+        description: Size in GiB; V(0) keeps the image's.
+        type: int
+        default: 0
+      type:
+        description: The volume type.
+        type: str
+        default: gp3
+      encrypted:
+        description: Encrypt the volume.
+        type: bool
+        default: false
+      kms_key_id:
+        description: The KMS key to encrypt it with; by default the account's EBS key.
+        type: str
+        default: ""
+  spot:
+    description: Run the builder as a one-time spot instance, terminated if interrupted.
+    type: bool
+    default: false
+  spot_max_price:
+    description: The most to pay an hour for the spot builder. By default the on-demand price.
+    type: str
+    default: ""
+  key_dir:
+    description:
+      - With O(state=present), the directory for the private key (made 0700); by default a new private temporary directory.
+      - With O(state=absent), the directory to remove.
+    type: path
+    default: ""
+  wait_host_keys:
+    description: Read the SSH host keys from the console output once the builder runs.
+    type: bool
+    default: true
+  host_keys_timeout:
+    description: How long to wait for the host key block on the console, in seconds.
+    type: int
+    default: 300
+  instance_ids:
+    description: With O(state=stopped) the instances to stop; with O(state=absent) instances to terminate.
+    type: list
+    elements: str
+    default: []
+  security_group_ids:
+    description: With O(state=absent), security groups to delete.
+    type: list
+    elements: str
+    default: []
+  key_names:
+    description: With O(state=absent), key pairs to delete.
+    type: list
+    elements: str
+    default: []
+  find:
+    description: With O(state=absent), also remove every instance, security group and key pair tagged with O(bake_id).
+    type: bool
+    default: true
+  spot_requests:
+    description: With O(state=absent) and O(find=true), also cancel the bake's open spot requests.
+    type: bool
+    default: false
+  wait:
+    description:
+      - With O(state=absent), wait until the instances are terminated and then delete the security groups.
+        Without it the instances are left to end on their own and the security groups are kept (a later run deletes them).
+    type: bool
+    default: true
+  wait_timeout:
+    description: How long each wait may take, in seconds.
+    type: int
+    default: 600
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Launch a builder reachable from this runner only
+  bakery.ami.builder_resources:
+    bake_id: web-20270101
+    source_image_id: ami-0123456789abcdef0
+    ssh_cidr: 198.51.100.7/32
+    region: eu-west-1
+  register: builder
+
+- name: Stop it before imaging
+  bakery.ami.builder_resources:
+    state: stopped
+    bake_id: web-20270101
+    instance_ids: ["{{ builder.instance_id }}"]
+    region: eu-west-1
+
+- name: Remove everything of the bake
+  bakery.ami.builder_resources:
+    state: absent
+    bake_id: web-20270101
+    key_dir: "{{ builder.key_dir }}"
+    region: eu-west-1
+"""
+
+RETURN = r"""
+bake_step:
+  description: The step that failed (only when the module failed).
+  returned: failure
+  type: str
+  sample: security group
+source_image:
+  description: The image launched (C(image_id), C(name), C(creation_date), C(root_device_name)).
+  returned: state=present
+  type: dict
+instance_id:
+  description: The builder instance.
+  returned: state=present and not check mode
+  type: str
+  sample: i-0123456789abcdef0
+address:
+  description: The builder's address chosen by O(address).
+  returned: state=present and not check mode
+  type: str
+security_group_id:
+  description: The security group made for the builder.
+  returned: state=present and not check mode
+  type: str
+key_name:
+  description: The key pair imported for the builder.
+  returned: state=present and not check mode
+  type: str
+key_dir:
+  description: The private directory holding the key.
+  returned: state=present and not check mode
+  type: str
+private_key_file:
+  description: The private key file (mode 0600).
+  returned: state=present and not check mode
+  type: str
+public_key:
+  description: The public key line.
+  returned: state=present and not check mode
+  type: str
+host_keys:
+  description: The builder's SSH host keys from its console output, C(type base64) each.
+  returned: state=present, not check mode and O(wait_host_keys=true)
+  type: list
+  elements: str
+spot_request_id:
+  description: The spot request of a spot builder.
+  returned: state=present with O(spot=true), not check mode
+  type: str
+terminated:
+  description: Instances this run terminated.
+  returned: state=absent
+  type: list
+  elements: str
+deleted_security_groups:
+  description: Security groups deleted.
+  returned: state=absent
+  type: list
+  elements: str
+deleted_key_pairs:
+  description: Key pairs deleted.
+  returned: state=absent
+  type: list
+  elements: str
+cancelled_spot_requests:
+  description: Spot requests cancelled.
+  returned: state=absent
+  type: list
+  elements: str
+"""
+
+import ipaddress
+import os
+import shutil
+from typing import Any
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:  # AnsibleAWSModule reports a missing botocore itself
+    BotoCoreError = ClientError = Exception
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.bakery.ami.plugins.module_utils import _builder_launch as launch
+from ansible_collections.bakery.ami.plugins.module_utils._bake_tags import bake_tags
+from ansible_collections.bakery.ami.plugins.module_utils._builder_release import Release, find_tagged, remove
+from ansible_collections.bakery.ami.plugins.module_utils._client import aws_client
+from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message
+
+
+def argument_spec() -> dict[str, Any]:
+    text = {"type": "str", "default": ""}
+    names = {"type": "list", "elements": "str", "default": []}
+    return {
+        "state": {"type": "str", "choices": ["present", "stopped", "absent"], "default": "present"},
+        "bake_id": {"type": "str", "required": True},
+        "tags": {"type": "dict", "default": {}},
+        "source_image_id": text,
+        "source_filters": {"type": "dict", "default": {}},
+        "source_owners": names,
+        "source_most_recent": {"type": "bool", "default": True},
+        "instance_type": {"type": "str", "default": "t3.micro"},
+        "ssh_cidr": text,
+        "vpc_id": text,
+        "subnet_id": text,
+        "assign_public_ip": {"type": "bool", "default": False},
+        "address": {"type": "str", "choices": ["private", "public"], "default": "private"},
+        "instance_profile": text,
+        "user_data": text,
+        "root_volume": {"type": "dict", "default": {}, "options": {
+            "size": {"type": "int", "default": 0},
+            "type": {"type": "str", "default": "gp3"},
+            "encrypted": {"type": "bool", "default": False},
+            "kms_key_id": {"type": "str", "default": ""},
+        }},
+        "spot": {"type": "bool", "default": False},
+        "spot_max_price": text,
+        "key_dir": {"type": "path", "default": ""},
+        "wait_host_keys": {"type": "bool", "default": True},
+        "host_keys_timeout": {"type": "int", "default": 300},
+        "instance_ids": names,
+        "security_group_ids": names,
+        # key pair names, not key material
+        "key_names": {**names, "no_log": False},
+        "find": {"type": "bool", "default": True},
+        "spot_requests": {"type": "bool", "default": False},
+        "wait": {"type": "bool", "default": True},
+        "wait_timeout": {"type": "int", "default": 600},
+    }
+
+
+class Builder:
+    def __init__(self, module: AnsibleAWSModule) -> None:
+        self.module = module
+        self.params = module.params
+        self.region = module.region
+        self.client: Any = None
+        self.step = "validate"
+        self.key_dir = ""
+
+    def fail(self, msg: str) -> None:
+        # the private key is of no use once the launch failed
+        if self.key_dir and not self.params["key_dir"]:
+            shutil.rmtree(self.key_dir, ignore_errors=True)
+        self.module.fail_json(msg=msg.rstrip(".") + ".", bake_step=self.step)
+
+    def check_input(self) -> None:
+        params = self.params
+        if params["state"] == "present":
+            ways = [bool(params["source_image_id"]), bool(params["source_filters"])]
+            if sum(ways) != 1:
+                self.fail("Give exactly one of source_image_id and source_filters for state=present")
+            try:
+                ipaddress.ip_network(params["ssh_cidr"], strict=False)
+            except ValueError:
+                self.fail(f"ssh_cidr {params['ssh_cidr']!r} is not an address range such as 198.51.100.7/32")
+        elif params["state"] == "stopped" and not params["instance_ids"]:
+            self.fail("state=stopped needs instance_ids")
+        if params["wait_timeout"] < 0 or params["host_keys_timeout"] < 0:
+            self.fail("wait_timeout and host_keys_timeout must be 0 or more seconds")
+
+    def settings(self, root_device_name: str) -> launch.LaunchSettings:
+        p = self.params
+        return launch.LaunchSettings(
+            bake_id=p["bake_id"], tags={**p["tags"], **bake_tags(p["bake_id"])}, instance_type=p["instance_type"],
+            ssh_cidr=p["ssh_cidr"], vpc_id=p["vpc_id"], subnet_id=p["subnet_id"],
+            assign_public_ip=p["assign_public_ip"], instance_profile=p["instance_profile"], user_data=p["user_data"],
+            spot=p["spot"], spot_max_price=p["spot_max_price"],
+            volumes=launch.root_volume_mapping(root_device_name, p["root_volume"] or {}),
+        )
+
+    def present(self) -> dict[str, Any]:
+        p = self.params
+        self.step = "source lookup"
+        image = launch.source_image(self.client, self.region, p["source_image_id"], p["source_filters"],
+                                    p["source_owners"], p["source_most_recent"])
+        result: dict[str, Any] = {"changed": True, "source_image": {
+            "image_id": image["ImageId"], "name": image.get("Name", ""),
+            "creation_date": image.get("CreationDate", ""), "root_device_name": image.get("RootDeviceName", "/dev/xvda"),
+        }}
+        if self.module.check_mode:
+            return result
+        settings = self.settings(result["source_image"]["root_device_name"])
+        self.step = "key pair"
+        self.key_dir, private_file, public_line = launch.write_key_pair(p["key_dir"], p["bake_id"])
+        key_name = settings.resource_name
+        launch.import_key_pair(self.client, key_name, public_line, settings.tags)
+        self.step = "security group"
+        group_id = launch.create_security_group(self.client, settings)
+        self.step = "launch"
+        started = launch.run_instance(self.client, launch.run_request(settings, image["ImageId"], key_name, group_id))
+        instance_id = started["InstanceId"]
+        instance = launch.wait_running(self.client, instance_id, p["wait_timeout"])
+        address = instance.get("PublicIpAddress" if p["address"] == "public" else "PrivateIpAddress") or ""
+        if not address:
+            raise launch.StepError(
+                "launch", f"Instance {instance_id} has no {p['address']} address; check address and assign_public_ip"
+            )
+        result.update({
+            "instance_id": instance_id, "address": address, "security_group_id": group_id, "key_name": key_name,
+            "key_dir": self.key_dir, "private_key_file": private_file, "public_key": public_line,
+            "host_keys": [],
+        })
+        if started.get("SpotInstanceRequestId"):
+            result["spot_request_id"] = started["SpotInstanceRequestId"]
+        if p["wait_host_keys"]:
+            self.step = "host keys"
+            result["host_keys"] = launch.read_host_keys(self.client, instance_id, p["host_keys_timeout"])
+        return result
+
+    def stopped(self) -> dict[str, Any]:
+        self.step = "stop"
+        changed = False
+        for instance_id in self.params["instance_ids"]:
+            if self.module.check_mode:
+                state = launch.describe_instance(self.client, instance_id).get("State", {}).get("Name")
+                changed = changed or state != "stopped"
+            else:
+                changed = launch.stop(self.client, instance_id, self.params["wait_timeout"]) or changed
+        return {"changed": changed}
+
+    def absent(self) -> dict[str, Any]:
+        p = self.params
+        self.step = "cleanup"
+        release = Release(instance_ids=list(p["instance_ids"]), security_group_ids=list(p["security_group_ids"]),
+                          key_names=list(p["key_names"]))
+        if p["find"]:
+            find_tagged(self.client, p["bake_id"], release, p["spot_requests"])
+        if self.module.check_mode:
+            would = bool(release.instance_ids or release.security_group_ids or release.key_names
+                         or release.spot_request_ids or (p["key_dir"] and os.path.lexists(p["key_dir"])))
+            return {"changed": would, "terminated": release.instance_ids, "deleted_security_groups": release.security_group_ids,
+                    "deleted_key_pairs": release.key_names, "cancelled_spot_requests": release.spot_request_ids}
+        remove(self.client, release, wait=p["wait"], timeout=p["wait_timeout"], key_dir=p["key_dir"])
+        return {"changed": release.changed, "terminated": release.terminated,
+                "deleted_security_groups": release.deleted_security_groups, "deleted_key_pairs": release.deleted_key_pairs,
+                "cancelled_spot_requests": release.cancelled_spot_requests}
+
+    def run(self) -> dict[str, Any]:
+        self.check_input()
+        self.client = aws_client(self.module)
+        return {"present": self.present, "stopped": self.stopped, "absent": self.absent}[self.params["state"]]()
+
+
+def main() -> None:
+    module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
+    builder = Builder(module)
+    try:
+        module.exit_json(**builder.run())
+    except launch.StepError as e:
+        builder.step = e.step
+        builder.fail(str(e))
+    except (BotoCoreError, ClientError) as e:
+        builder.fail(f"The {builder.step} step of bake {module.params['bake_id']} failed: {aws_error_message(e)}")
+
+
+if __name__ == "__main__":
+    main()
