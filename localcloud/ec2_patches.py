@@ -12,7 +12,9 @@ from moto.core.utils import utcnow
 from moto.ec2.models import EC2Backend
 from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.models.elastic_block_store import EBSBackend
+from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.instances import Instance, InstanceBackend
+from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.general import General
 from moto.ssm.models import Parameter, ParameterDict
@@ -45,6 +47,7 @@ def install(ctx: CloudContext) -> None:
         "deregister_image": AmiBackend.deregister_image,
         "delete_snapshot": EBSBackend.delete_snapshot,
         "check_loading": ParameterDict._check_loading_status,
+        "delete_security_group": SecurityGroupBackend.delete_security_group,
     }
     _installed.update(originals)
 
@@ -133,6 +136,13 @@ def install(ctx: CloudContext) -> None:
         originals["check_loading"](self, key)
         _publish_base_parameter(_ctx(), self, str(key or ""))
 
+    def delete_security_group(self: Any, name: str | None = None, group_id: str | None = None) -> None:
+        # As EC2 does: a group stays while an instance that has not ended yet holds it.
+        holder = _instance_holding(self, group_id) if group_id else None
+        if holder is not None:
+            raise EC2ClientError("DependencyViolation", f"resource {group_id} has a dependent object ({holder})")
+        originals["delete_security_group"](self, name=name, group_id=group_id)
+
     EC2Backend.__init__ = backend_init  # type: ignore[method-assign]
     InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
     for name in ("stop", "start", "reboot", "terminate"):
@@ -145,6 +155,14 @@ def install(ctx: CloudContext) -> None:
     General.get_console_output = console_output  # type: ignore[method-assign]
     ParameterDict._check_loading_status = check_loading  # type: ignore[method-assign]
     Ami.block_device_mappings = property(_block_device_mappings)  # type: ignore[method-assign,assignment]
+    SecurityGroupBackend.delete_security_group = delete_security_group  # type: ignore[method-assign]
+
+
+def _instance_holding(backend: Any, group_id: str) -> str | None:
+    for instance in backend.all_instances():
+        if instance.state != "terminated" and any(group.id == group_id for group in instance.security_groups):
+            return str(instance.id)
+    return None
 
 
 def _block_device_mappings(ami: Any) -> list[dict[str, Any]]:

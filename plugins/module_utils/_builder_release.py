@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ansible_collections.bakery.ami.plugins.module_utils._bake_tags import BAKE_ID_TAG
-from ansible_collections.bakery.ami.plugins.module_utils._builder_launch import INSTANCE_NOT_FOUND, StepError, pause, describe_instance
+from ansible_collections.bakery.ami.plugins.module_utils._builder_launch import (
+    FIRST_INSTANCE_POLL,
+    INSTANCE_NOT_FOUND,
+    StepError,
+    describe_instance,
+    pause,
+)
 from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message, error_code
 from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitError, Waiter
 
@@ -146,19 +152,23 @@ def remove(
     key_dir: str,
     sleep: Callable[[float], None] = pause,
 ) -> None:
-    """Ends the instances, then removes the key pairs, the key directory and (once the instances
-    are gone, or when there are none) the security groups."""
+    """Ends the instances, removes the key pairs and the key directory, then (with `wait`) the
+    security groups once EC2 lets them go, and waits until the instances are terminated."""
     cancel_spot_requests(client, release)
     terminate(client, release)
     delete_key_pairs(client, release)
     remove_key_dir(key_dir, release)
     if release.instance_ids and not wait:
         return
-    try:
-        wait_terminated(client, release.instance_ids, timeout, sleep)
-    except WaitError as e:
-        raise StepError("cleanup", str(e)) from e
+    if release.security_group_ids and release.instance_ids:
+        # An instance holds its groups until it has ended, which never takes less than this;
+        # deleting them answers DependencyViolation until then (no call spent on looking).
+        sleep(FIRST_INSTANCE_POLL)
     try:
         delete_security_groups(client, release, timeout, sleep)
     except Exception as e:  # botocore's ClientError
         raise StepError("cleanup", f"DeleteSecurityGroup failed: {aws_error_message(e)}") from e
+    try:
+        wait_terminated(client, release.instance_ids, timeout, sleep)
+    except WaitError as e:
+        raise StepError("cleanup", str(e)) from e

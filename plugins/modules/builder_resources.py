@@ -159,8 +159,10 @@ options:
     default: false
   wait:
     description:
-      - With O(state=absent), wait until the instances are terminated and then delete the security groups.
-        Without it the instances are left to end on their own and the security groups are kept (a later run deletes them).
+      - With O(state=absent), delete the security groups once EC2 lets them go (an instance holds its groups until it
+        has ended, and EC2 answers DependencyViolation until then), then wait until the instances are terminated.
+        Without it the instances are left to end on their own and, when there are any, the security groups are kept
+        (a later run deletes them).
     type: bool
     default: true
   wait_timeout:

@@ -169,6 +169,24 @@ def test_console_host_keys_match_what_sshd_presents(cloud: RunningCloud) -> None
     _terminate(ec2, [instance["InstanceId"]])
 
 
+def test_a_group_held_by_an_instance_is_refused_until_it_ends(cloud: RunningCloud) -> None:
+    from botocore.exceptions import ClientError
+
+    ec2 = cloud.client("ec2")
+    group_id = ec2.create_security_group(GroupName=f"held-{uuid.uuid4().hex[:8]}", Description="held")["GroupId"]
+    (instance,) = launch(cloud, ec2, SecurityGroupIds=[group_id])
+    try:
+        ec2.delete_security_group(GroupId=group_id)
+    except ClientError as error:
+        assert error.response["Error"]["Code"] == "DependencyViolation"
+        assert instance["InstanceId"] in error.response["Error"]["Message"]
+    else:
+        raise AssertionError("a group held by a running instance was deleted")
+    _terminate(ec2, [instance["InstanceId"]])
+    ec2.delete_security_group(GroupId=group_id)
+    assert group_id not in [g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]]
+
+
 def test_eight_instances_at_once(cloud: RunningCloud) -> None:
     ec2 = cloud.client("ec2")
     key, public = new_ed25519()
