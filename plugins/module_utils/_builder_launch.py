@@ -67,6 +67,14 @@ class LaunchSettings:
         return f"bakery-{self.bake_id}"
 
 
+def image_id_from_parameter(ssm: Any, name: str) -> str:
+    """The image id an SSM parameter holds (AWS publishes its current images this way)."""
+    try:
+        return str(ssm.get_parameter(Name=name, aws_retry=True)["Parameter"]["Value"])
+    except Exception as e:  # botocore's ClientError
+        raise StepError("source lookup", f"GetParameter {name} failed: {aws_error_message(e)}; nothing was created") from e
+
+
 def source_image(
     client: Any, region: str, image_id: str, filters: dict[str, Any], owners: list[str], most_recent: bool
 ) -> dict[str, Any]:
@@ -259,6 +267,8 @@ def wait_for_state(
         delay=INSTANCE_POLL,
         max_delay=INSTANCE_POLL * 2,
         backoff=1.2,
+        # one builder's waits: a little jitter is enough to keep many bakes apart
+        jitter=0.2,
         sleep=sleep,
     )
     return waiter.wait()

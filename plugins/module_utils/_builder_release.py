@@ -106,6 +106,7 @@ def wait_terminated(client: Any, instance_ids: list[str], timeout: float, sleep:
             delay=2.5,
             max_delay=10.0,
             backoff=1.3,
+            jitter=0.2,
             sleep=sleep,
         ).wait()
 

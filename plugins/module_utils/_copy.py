@@ -236,14 +236,12 @@ class CopyEngine:
         # Right after the copy call the image may not be listed yet.
         return dict(images[0]) if images else {"ImageId": image_id, "State": "pending"}
 
-    def wait_available(self, region: str, image_id: str) -> dict[str, Any]:
-        start = time.monotonic()
-        self.sleep(min(FIRST_POLL_AFTER, self.wait_timeout))
+    def wait_available(self, region: str, image_id: str, deadline: float) -> dict[str, Any]:
         waiter: Waiter[dict[str, Any]] = Waiter(
             lambda: self.describe(region, image_id),
             lambda image: image.get("State") == "available",
             what=f"the copy {image_id} in {region}",
-            timeout=max(0.0, self.wait_timeout - (time.monotonic() - start)),
+            timeout=max(0.0, deadline - time.monotonic()),
             failed=lambda image: (
                 f"it is {image.get('State')} ({image.get('StateReason', {}).get('Message', 'no reason given')})"
                 if image.get("State") in DEAD_STATES
@@ -258,15 +256,16 @@ class CopyEngine:
         )
         return waiter.wait()
 
-    def finish(self, outcome: RegionOutcome, plan: RegionPlan, wait: bool) -> RegionOutcome:
-        """Waits for a new copy (if asked) and makes sure of its tags and launch permissions; then of any copy's deprecation."""
+    def finish(self, outcome: RegionOutcome, plan: RegionPlan, deadline: Optional[float]) -> RegionOutcome:
+        """Waits for a new copy (until `deadline`, when given) and makes sure of its tags and launch
+        permissions; then of any copy's deprecation."""
         if outcome.error or outcome.image is None:
             return outcome
         image_id = outcome.image["ImageId"]
         client = self.clients[plan.region]
         try:
             if outcome.created:
-                image = self.wait_available(plan.region, image_id) if wait else self.describe(plan.region, image_id)
+                image = self.wait_available(plan.region, image_id, deadline) if deadline else self.describe(plan.region, image_id)
                 outcome.image = image
                 self.ensure_tags(client, image, plan.tags, check_mode=False)
                 if self.wanted_permissions:
@@ -286,7 +285,16 @@ class CopyEngine:
         started = in_parallel(regions, lambda r: self.start(by_region[r], check_mode))
         if check_mode:
             return started
-        return in_parallel(regions, lambda r: self.finish(started[r], by_region[r], wait))
+        if not wait:
+            return in_parallel(regions, lambda r: self.finish(started[r], by_region[r], None))
+        # The copies run at once, so the task ends with the slowest; polling every pending region
+        # each round would spend calls on answers that cannot end it sooner. One region is polled
+        # at a time instead: once it is done the next is asked at once (it has been copying all
+        # along), so the calls are about the polls of the slowest plus one per other region.
+        deadline = time.monotonic() + self.wait_timeout
+        if any(outcome.created and not outcome.error for outcome in started.values()):
+            self.sleep(min(FIRST_POLL_AFTER, self.wait_timeout))
+        return {r: self.finish(started[r], by_region[r], deadline) for r in regions}
 
     def rollback(self, outcome: RegionOutcome) -> Optional[str]:
         """Deregisters a copy this run made and deletes its snapshots; returns an error text or None.

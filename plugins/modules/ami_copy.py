@@ -10,7 +10,9 @@ short_description: Copy one AMI to many regions at once
 version_added: 0.1.0
 description:
   - Copies an Amazon Machine Image from its source region into every target region in one task.
-  - All copies are started and waited for concurrently, so the task takes about as long as the slowest region.
+  - All copies are started at once, so the task takes about as long as the slowest region. The waiting polls one
+    region at a time (the next as soon as one is available), which spends about one call per region beyond the polls
+    of the slowest copy; a copy that fails is seen when its region's turn comes.
   - Each copy is tagged with C(bakery:copy-source=<source region>:<source image id>). A copy the account already owns
     with that tag and the copy's name in a target region is reused, so a second identical run reports no change.
     CopyImage is called first and its answer that the name is taken is what finds that copy, so a new copy costs
@@ -133,7 +135,7 @@ options:
     type: bool
     default: true
   wait_timeout:
-    description: Seconds to wait for the copies (they are waited for concurrently, so this bounds the whole wait).
+    description: Seconds to wait for the copies (they run at once, so this bounds the whole wait).
     type: int
     default: 1800
   on_failure:

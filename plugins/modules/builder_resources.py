@@ -41,7 +41,14 @@ options:
     default: {}
   source_image_id:
     description:
-      - The image to launch. With O(state=present), exactly one of O(source_image_id) and O(source_filters) is needed.
+      - The image to launch. With O(state=present), exactly one of O(source_image_id), O(source_ssm_parameter)
+        and O(source_filters) is needed.
+    type: str
+    default: ""
+  source_ssm_parameter:
+    description:
+      - An SSM parameter holding the id of the image to launch, such as
+        C(/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64).
     type: str
     default: ""
   source_filters:
@@ -296,6 +303,7 @@ def argument_spec() -> dict[str, Any]:
         "bake_id": {"type": "str", "required": True},
         "tags": {"type": "dict", "default": {}},
         "source_image_id": text,
+        "source_ssm_parameter": text,
         "source_filters": {"type": "dict", "default": {}},
         "source_owners": names,
         "source_most_recent": {"type": "bool", "default": True},
@@ -347,9 +355,9 @@ class Builder:
     def check_input(self) -> None:
         params = self.params
         if params["state"] == "present":
-            ways = [bool(params["source_image_id"]), bool(params["source_filters"])]
+            ways = [bool(params["source_image_id"]), bool(params["source_ssm_parameter"]), bool(params["source_filters"])]
             if sum(ways) != 1:
-                self.fail("Give exactly one of source_image_id and source_filters for state=present")
+                self.fail("Give exactly one of source_image_id, source_ssm_parameter and source_filters for state=present")
             try:
                 ipaddress.ip_network(params["ssh_cidr"], strict=False)
             except ValueError:
@@ -372,7 +380,10 @@ class Builder:
     def present(self) -> dict[str, Any]:
         p = self.params
         self.step = "source lookup"
-        image = launch.source_image(self.client, self.region, p["source_image_id"], p["source_filters"],
+        image_id = p["source_image_id"]
+        if p["source_ssm_parameter"]:
+            image_id = launch.image_id_from_parameter(aws_client(self.module, "ssm"), p["source_ssm_parameter"])
+        image = launch.source_image(self.client, self.region, image_id, p["source_filters"],
                                     p["source_owners"], p["source_most_recent"])
         result: dict[str, Any] = {"changed": True, "source_image": {
             "image_id": image["ImageId"], "name": image.get("Name", ""),

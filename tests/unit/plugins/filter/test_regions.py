@@ -18,3 +18,13 @@ def test_known_regions_of_every_partition_pass_and_unknown_ones_come_back_in_ord
 def test_a_list_is_required(value: object) -> None:
     with pytest.raises(AnsibleFilterError, match="takes a list of region names"):
         unknown_regions(value)
+
+
+def test_the_endpoint_data_read_gives_what_botocore_resolves() -> None:
+    import botocore.session
+
+    from ansible_collections.bakery.ami.plugins.module_utils import _regions
+
+    session = botocore.session.get_session()
+    resolved = {r for p in session.get_available_partitions() for r in session.get_available_regions("ec2", partition_name=p)}
+    assert _regions._from_endpoint_data() == resolved

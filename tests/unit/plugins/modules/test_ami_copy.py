@@ -7,7 +7,9 @@ CopyImage, so the encrypted/KMS request and waiting through throttling are teste
 from __future__ import annotations
 
 import datetime
+import itertools
 import threading
+import time
 from typing import Any, Callable, Iterator
 
 import boto3
@@ -156,30 +158,39 @@ def test_check_mode_reports_regions_and_creates_nothing(source_image: str, run_m
     assert own_images("eu-west-1") == [] and own_images("ap-southeast-2") == []
 
 
-def test_copies_are_all_started_and_waited_for_concurrently(
+def test_copies_start_together_and_are_polled_one_region_at_a_time(
     source_image: str, run_module: RunModule, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Each region's CopyImage blocks until every region has called CopyImage, and each region's
-    # first poll of its copy blocks until every region polls: a module that copied or waited
-    # one region after another would break the barrier and fail.
+    # Each region's CopyImage blocks until every region has called CopyImage: a module that
+    # copied one region after another would break the barrier and fail. The polls then go to one
+    # region at a time, in order (the task ends with the slowest copy, whichever is polled first).
     copies = threading.Barrier(len(TARGETS), timeout=20)
-    polls = threading.Barrier(len(TARGETS), timeout=20)
-    copy_ids: set[str] = set()
-    polled: set[str] = set()
+    copy_ids: dict[str, str] = {}
+    polls: list[str] = []
+    in_flight: list[int] = [0, 0]  # now, most seen
+    lock = threading.Lock()
     real_copy, real_describe = AmiBackend.copy_image, AmiBackend.describe_images
 
     def copy_image(self: Any, *args: Any, **kwargs: Any) -> Any:
         copies.wait()
         ami = real_copy(self, *args, **kwargs)
-        copy_ids.add(ami.id)
+        copy_ids[ami.id] = self.region_name
         return ami
 
     def describe_images(self: Any, ami_ids: Any = None, *args: Any, **kwargs: Any) -> Any:
-        ours = [i for i in ami_ids or [] if i in copy_ids and i not in polled]
-        if ours:
-            polled.update(ours)
-            polls.wait()
-        return real_describe(self, ami_ids, *args, **kwargs)
+        ours = [i for i in ami_ids or [] if i in copy_ids]
+        if not ours:
+            return real_describe(self, ami_ids, *args, **kwargs)
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight)
+            polls.append(copy_ids[ours[0]])
+        try:
+            time.sleep(0.05)  # a poll that overlapped another would be seen
+            return real_describe(self, ami_ids, *args, **kwargs)
+        finally:
+            with lock:
+                in_flight[0] -= 1
 
     monkeypatch.setattr(AmiBackend, "copy_image", copy_image)
     monkeypatch.setattr(AmiBackend, "describe_images", describe_images)
@@ -187,8 +198,10 @@ def test_copies_are_all_started_and_waited_for_concurrently(
     result = run_module(ami_copy.main, copy_args(source_image))
 
     assert not result["failed"], result
-    assert len(copy_ids) == len(TARGETS)
-    assert polled == copy_ids
+    assert sorted(copy_ids.values()) == sorted(TARGETS)
+    # each region's calls come together, in order: none is polled while another is waited for
+    assert [region for region, _calls in itertools.groupby(polls)] == list(TARGETS), polls
+    assert in_flight[1] == 1
 
 
 def fail_copy_in(monkeypatch: pytest.MonkeyPatch, failing_region: str) -> None:

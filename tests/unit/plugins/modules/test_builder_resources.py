@@ -97,8 +97,8 @@ def test_check_mode_looks_the_source_up_and_creates_nothing(run_module: Callable
 
 @pytest.mark.parametrize(("args", "message"), [
     ({"source_image_id": "ami-12345678", "source_filters": {"name": "x"}},
-     "Give exactly one of source_image_id and source_filters for state=present."),
-    ({}, "Give exactly one of source_image_id and source_filters for state=present."),
+     "Give exactly one of source_image_id, source_ssm_parameter and source_filters for state=present."),
+    ({}, "Give exactly one of source_image_id, source_ssm_parameter and source_filters for state=present."),
     ({"source_image_id": "ami-12345678", "ssh_cidr": "everywhere"},
      "ssh_cidr 'everywhere' is not an address range such as 198.51.100.7/32."),
     ({"state": "stopped"}, "state=stopped needs instance_ids."),
@@ -224,3 +224,16 @@ def test_security_group_deletion_waits_out_dependency_violation() -> None:
         stub.assert_no_pending_responses()
     assert done.deleted_security_groups == ["sg-1"]
     assert sleeps == [release.GROUP_RETRY_DELAY]
+
+
+def test_the_source_can_come_from_an_ssm_parameter(run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
+    image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    boto3.client("ssm", region_name="us-east-1").put_parameter(Name="/bake/source", Value=image_id, Type="String")
+    args = {"bake_id": BAKE, "ssh_cidr": "10.0.0.1/32"}
+    found = run_module(builder_resources.main, {**args, "source_ssm_parameter": "/bake/source"}, check_mode=True)
+    assert not found["failed"], found
+    assert found["source_image"]["image_id"] == image_id
+    missing = run_module(builder_resources.main, {**args, "source_ssm_parameter": "/bake/missing"})
+    assert missing["failed"] and missing["bake_step"] == "source lookup"
+    assert missing["msg"].startswith("GetParameter /bake/missing failed: ParameterNotFound")
+    assert _left(ec2) == NOTHING
