@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.bakery.ami.plugins.filter.regions import FilterModule, unknown_regions
+from ansible_collections.bakery.ami.plugins.filter.unknown_regions import FilterModule, unknown_regions
 
 
 def test_known_regions_of_every_partition_pass_and_unknown_ones_come_back_in_order() -> None:
