@@ -49,7 +49,19 @@ def run(ip: str, key: paramiko.PKey, command: str, *, user: str = "ec2-user", pt
     """Run command over SSH; (exit status, stdout + stderr)."""
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect(ip, port=port, username=user, pkey=key, timeout=15, allow_agent=False, look_for_keys=False)
+    for attempt in range(3):
+        try:
+            client.connect(ip, port=port, username=user, pkey=key, timeout=15, allow_agent=False, look_for_keys=False)
+            break
+        except paramiko.AuthenticationException:
+            raise
+        except paramiko.SSHException:
+            # A handshake cut short on a host busy with both test lanes ("Invalid packet blocking"
+            # was seen once) is tried again; a refused login never is.
+            if attempt == 2:
+                raise
+            client.close()
+            time.sleep(2)
     try:
         _stdin, stdout, stderr = client.exec_command(command, timeout=60, get_pty=pty)
         status = stdout.channel.recv_exit_status()
