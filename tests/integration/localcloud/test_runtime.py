@@ -358,20 +358,25 @@ def test_eight_instances_at_once_then_shutdown_leaves_nothing(tmp_path: Path) ->
     login = new_key()
     pkey, public = login.pkey, login.public
     ids = [f"i-scale{n:02d}" for n in range(8)]
-    addresses = {rt.launch(instance_id, [base], authorized_keys=[public]) for instance_id in ids}
-    assert len(addresses) == 8
-    for instance_id in ids:
-        assert rt.wait_ready(instance_id, BOOT_TIMEOUT), rt.console_output(instance_id)
-    hostnames = {ok(rt.address(i), pkey, "sudo -n hostname").strip() for i in ids}
-    assert len(hostnames) == 8
-    namespaces: set[str] = set()
-    for instance_id in ids:
-        init = int((rt.state_dir / "instances" / instance_id / "pid1").read_text())
-        namespaces |= {os.readlink(f"/proc/{init}/ns/pid"), os.readlink(f"/proc/{init}/ns/mnt")}
-    assert _listening(addresses) == addresses
-    # Every process inside the instances' namespaces, by pid and start time (namespace inode numbers are reused).
-    members = {(pid, procs.start_time(pid)) for pid in _namespace_holders(namespaces)}
-    assert len(members) >= 8
+    try:
+        addresses = {rt.launch(instance_id, [base], authorized_keys=[public]) for instance_id in ids}
+        assert len(addresses) == 8
+        for instance_id in ids:
+            assert rt.wait_ready(instance_id, BOOT_TIMEOUT), rt.console_output(instance_id)
+        hostnames = {ok(rt.address(i), pkey, "sudo -n hostname").strip() for i in ids}
+        assert len(hostnames) == 8
+        namespaces: set[str] = set()
+        for instance_id in ids:
+            init = int((rt.state_dir / "instances" / instance_id / "pid1").read_text())
+            namespaces |= {os.readlink(f"/proc/{init}/ns/pid"), os.readlink(f"/proc/{init}/ns/mnt")}
+        assert _listening(addresses) == addresses
+        # Every process inside the instances' namespaces, by pid and start time (namespace inode numbers are reused).
+        members = {(pid, procs.start_time(pid)) for pid in _namespace_holders(namespaces)}
+        assert len(members) >= 8
+    except BaseException:
+        # a failure before the shutdown under test must not leave eight instances running
+        rt.shutdown()
+        raise
 
     # The CLI stops the cloud from another process: it finds the instances from their records alone.
     stopper = subprocess.run(
