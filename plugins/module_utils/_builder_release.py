@@ -49,6 +49,19 @@ class Release:
         return bool(self.terminated or self.deleted_security_groups or self.deleted_key_pairs
                     or self.cancelled_spot_requests or self.removed_key_dir)
 
+    def plan(self, key_dir: str) -> None:
+        """Check mode: what was found is what would go."""
+        self.terminated = list(self.instance_ids)
+        self.deleted_security_groups = list(self.security_group_ids)
+        self.deleted_key_pairs = list(self.key_names)
+        self.cancelled_spot_requests = list(self.spot_request_ids)
+        self.removed_key_dir = bool(key_dir and os.path.lexists(key_dir))
+
+    def result(self) -> dict[str, Any]:
+        return {"changed": self.changed, "terminated": self.terminated,
+                "deleted_security_groups": self.deleted_security_groups,
+                "deleted_key_pairs": self.deleted_key_pairs, "cancelled_spot_requests": self.cancelled_spot_requests}
+
 
 def _tag_filter(bake_id: str) -> list[dict[str, Any]]:
     return [{"Name": f"tag:{BAKE_ID_TAG}", "Values": [bake_id]}]

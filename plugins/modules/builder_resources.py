@@ -277,7 +277,6 @@ cancelled_spot_requests:
 """
 
 import ipaddress
-import os
 import shutil
 from typing import Any
 
@@ -438,14 +437,10 @@ class Builder:
         if p["find"]:
             find_tagged(self.client, p["bake_id"], release, p["spot_requests"])
         if self.module.check_mode:
-            would = bool(release.instance_ids or release.security_group_ids or release.key_names
-                         or release.spot_request_ids or (p["key_dir"] and os.path.lexists(p["key_dir"])))
-            return {"changed": would, "terminated": release.instance_ids, "deleted_security_groups": release.security_group_ids,
-                    "deleted_key_pairs": release.key_names, "cancelled_spot_requests": release.spot_request_ids}
-        remove(self.client, release, wait=p["wait"], timeout=p["wait_timeout"], key_dir=p["key_dir"])
-        return {"changed": release.changed, "terminated": release.terminated,
-                "deleted_security_groups": release.deleted_security_groups, "deleted_key_pairs": release.deleted_key_pairs,
-                "cancelled_spot_requests": release.cancelled_spot_requests}
+            release.plan(p["key_dir"])
+        else:
+            remove(self.client, release, wait=p["wait"], timeout=p["wait_timeout"], key_dir=p["key_dir"])
+        return release.result()
 
     def run(self) -> dict[str, Any]:
         self.check_input()
