@@ -8,3 +8,5 @@ from pathlib import Path
 # ansible_collections.bakery.ami.* straight from the checkout.
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "collections"))
+# Helpers shared by the suites' conftests (moto_ec2_rules).
+sys.path.insert(0, str(REPO / "tests"))

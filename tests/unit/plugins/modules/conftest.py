@@ -27,6 +27,7 @@ import boto3
 import pytest
 from ansible.module_utils.testing import patch_module_args
 from moto import mock_aws
+from moto_ec2_rules import patch_moto_like_ec2
 
 REGION = "us-east-1"
 
@@ -89,52 +90,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 
 
-def refuse_like_ec2(backend: Any, instance_id: str, name: str) -> None:
-    """What EC2 refuses in CreateImage and moto 5.2 lets through: an instance that is going or
-    gone, and a name the account already uses in the region (ami_create relies on both answers)."""
-    from moto.ec2.exceptions import EC2ClientError
-
-    instance = backend.get_instance(instance_id)
-    if instance.state in ("shutting-down", "terminated"):
-        raise EC2ClientError("IncorrectInstanceState", f"The instance '{instance_id}' is not in a state from which it can be imaged.")
-    for ami in backend.amis.values():
-        if ami.name == name and ami.owner_id == backend.account_id and ami.state != "deregistered":
-            raise EC2ClientError("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
-
-
-def _create_image_with_snapshot_tags(original: Callable[..., Any]) -> Callable[..., Any]:
-    """moto 5.2 raises NotImplementedError for snapshot TagSpecifications in CreateImage; EC2
-    tags the new snapshots with them. This supplies that so modules can be run end to end; the
-    exact request is checked separately with botocore's Stubber."""
-
-    def create_image(backend: Any, instance_id: str, name: str, description: str, tag_specifications: list[dict[str, Any]]) -> Any:
-        image_specs = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
-        snapshot_tags = [t for s in tag_specifications if s.get("ResourceType") == "snapshot" for t in s.get("Tags", [])]
-        refuse_like_ec2(backend, instance_id, name)
-        ami = original(backend, instance_id, name, description, tag_specifications=image_specs)
-        if snapshot_tags:
-            # moto gives an image one snapshot, its root volume's.
-            backend.create_tags([ami.ebs_snapshot.id], {t["Key"]: t["Value"] for t in snapshot_tags})
-        return ami
-
-    return create_image
-
-
-def _copy_image_refusing_taken_names(original: Callable[..., Any]) -> Callable[..., Any]:
-    """EC2 refuses a CopyImage whose name the account already uses in the target region (ami_copy
-    relies on that answer); moto 5.2 makes a second image."""
-
-    def copy_image(backend: Any, source_image_id: str, source_region: str, name: Any = None, description: Any = None) -> Any:
-        from moto.ec2.exceptions import EC2ClientError
-
-        for ami in backend.amis.values():
-            if name and ami.name == name and ami.owner_id == backend.account_id and ami.state != "deregistered":
-                raise EC2ClientError("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
-        return original(backend, source_image_id, source_region, name, description)
-
-    return copy_image
-
-
 @pytest.fixture(scope="session")
 def _moto_amis_file(tmp_path_factory: pytest.TempPathFactory) -> str:
     from moto.ec2.models import amis
@@ -146,13 +101,10 @@ def _moto_amis_file(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def mocked_aws(aws_env: None, monkeypatch: pytest.MonkeyPatch, _moto_amis_file: str) -> Iterator[None]:
-    from moto.ec2.models.amis import AmiBackend
-
     # Only moto's few dozen base images, not its >1000 per-region "latest" ones: a region's
     # backend then starts in milliseconds instead of seconds.
     monkeypatch.setenv("MOTO_AMIS_PATH", _moto_amis_file)
-    monkeypatch.setattr(AmiBackend, "create_image", _create_image_with_snapshot_tags(AmiBackend.create_image))
-    monkeypatch.setattr(AmiBackend, "copy_image", _copy_image_refusing_taken_names(AmiBackend.copy_image))
+    patch_moto_like_ec2(monkeypatch)
     with mock_aws():
         yield
 
