@@ -248,7 +248,6 @@ def wait_for_state(
     sleep: Callable[[float], None] = pause,
 ) -> dict[str, Any]:
     """Polls the instance until it is `wanted`; a state outside `passing` ends the wait."""
-    sleep(min(FIRST_INSTANCE_POLL, timeout))
 
     def failed(instance: dict[str, Any]) -> Optional[str]:
         state = instance.get("State", {}).get("Name", "")
@@ -264,6 +263,7 @@ def wait_for_state(
         timeout=timeout,
         failed=failed,
         missing_codes=INSTANCE_NOT_FOUND,
+        first_delay=FIRST_INSTANCE_POLL,
         delay=INSTANCE_POLL,
         max_delay=INSTANCE_POLL * 2,
         backoff=1.2,
