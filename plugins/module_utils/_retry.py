@@ -3,7 +3,13 @@
 """The one retry policy: jittered backoff on throttling and transient EC2 errors."""
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, Optional
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:  # AnsibleAWSModule reports a missing botocore itself
+    BotoCoreError = ClientError = None  # type: ignore[assignment,misc]
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
@@ -44,6 +50,33 @@ def error_code(error: BaseException) -> str:
     if not isinstance(response, dict):
         return ""
     return str(response.get("Error", {}).get("Code", ""))
+
+
+class _NoSuchError(Exception):
+    """Never raised: an except clause naming it catches nothing."""
+
+
+# Every error a botocore call raises: an answer of the service or a failure to get one.
+AWS_ERRORS: tuple[type[BaseException], ...] = (
+    (ClientError, BotoCoreError) if ClientError is not None else (_NoSuchError,)  # type: ignore[assignment]
+)
+
+
+def is_aws_error_code(*codes: str, error: Optional[BaseException] = None) -> type[BaseException]:
+    """For an except clause: catch a ClientError only when its code is one of `codes`.
+
+        try:
+            client.describe_images(ImageIds=[image_id])
+        except is_aws_error_code("InvalidAMIID.NotFound"):
+            return None
+
+    Python evaluates the clause with the error being handled; any other error passes through.
+    """
+    if error is None:
+        error = sys.exc_info()[1]
+    if ClientError is not None and isinstance(error, ClientError) and error_code(error) in codes:
+        return ClientError  # type: ignore[no-any-return]
+    return _NoSuchError
 
 
 def is_retryable(error: BaseException) -> bool:
