@@ -29,18 +29,10 @@ from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions imp
 )
 from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message, error_code
 from ansible_collections.bakery.ami.plugins.module_utils._tags import tag_changes, tags_to_dict
-from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitError, Waiter
+from ansible_collections.bakery.ami.plugins.module_utils._waiter import COPY_AVAILABLE, WaitError, Waiter
 
 T = TypeVar("T")
 
-# Even a small copy takes a few seconds, so the first poll waits 5 s; later steps start at 4 s and
-# grow slowly (a copy done soon is seen soon) up to 30 s, as copies on AWS usually take minutes.
-# Little jitter: each region has its own endpoint, and the regions' polls are few.
-FIRST_POLL_AFTER = 5.0
-POLL_DELAY = 4.0
-POLL_BACKOFF = 1.2
-POLL_MAX_DELAY = 30.0
-POLL_JITTER = 0.2
 # Copies that can never become available; one that is found this way is not reused.
 DEAD_STATES = frozenset(("failed", "error", "invalid", "deregistered", "disabled"))
 
@@ -248,10 +240,9 @@ class CopyEngine:
                 else None
             ),
             missing_codes=IMAGE_NOT_FOUND,
-            delay=POLL_DELAY,
-            backoff=POLL_BACKOFF,
-            max_delay=POLL_MAX_DELAY,
-            jitter=POLL_JITTER,
+            # The first delay is slept once for all regions, before the first of these waits.
+            settings=COPY_AVAILABLE,
+            first_delay=0.0,
             sleep=self.sleep,
         )
         return waiter.wait()
@@ -293,7 +284,7 @@ class CopyEngine:
         # along), so the calls are about the polls of the slowest plus one per other region.
         deadline = time.monotonic() + self.wait_timeout
         if any(outcome.created and not outcome.error for outcome in started.values()):
-            self.sleep(min(FIRST_POLL_AFTER, self.wait_timeout))
+            self.sleep(min(COPY_AVAILABLE.first_delay, self.wait_timeout))
         return {r: self.finish(started[r], by_region[r], deadline) for r in regions}
 
     def rollback(self, outcome: RegionOutcome) -> Optional[str]:

@@ -8,13 +8,62 @@ timeout can say how far the resource got.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from typing import Callable, Generic, Optional, TypeVar
 
-from ansible_collections.bakery.ami.plugins.module_utils._retry import error_code, is_retryable
+from ansible_collections.bakery.ami.plugins.module_utils._retry import AWS_ERRORS, error_code, is_retryable
 
 T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class WaitSettings:
+    """How a Waiter paces its polls.
+
+    `first_delay` is slept before the first poll, for a resource that is never ready sooner.
+    Each later sleep is drawn between `delay * (1 - jitter)` and `delay`; `delay` grows by
+    `backoff` after each poll, up to `max_delay`.
+    """
+
+    first_delay: float = 0.0
+    delay: float = 2.0
+    backoff: float = 1.5
+    max_delay: float = 15.0
+    jitter: float = 0.5
+
+
+# The one table of wait paces. Little jitter where one bake waits for its own resource (the
+# bakes' own start times keep them apart); more where many waits may start in step.
+WAIT_PRESETS: dict[str, WaitSettings] = {
+    # An image is never available within a few seconds of CreateImage; after that, short steps
+    # that grow slowly see a quick image soon after it is ready, and a slow one (minutes on
+    # AWS) every 15 s.
+    "image_available": WaitSettings(first_delay=4.0, delay=2.0, backoff=1.2, max_delay=15.0, jitter=0.2),
+    # Even a small copy takes a few seconds; copies on AWS usually take minutes, so the steps
+    # grow slowly up to 30 s. Each region has its own endpoint and the regions' polls are few.
+    "copy_available": WaitSettings(first_delay=5.0, delay=4.0, backoff=1.2, max_delay=30.0, jitter=0.2),
+    # An instance is never running this soon after RunInstances, nor stopped after
+    # StopInstances: an earlier poll would only spend a call.
+    "instance_running": WaitSettings(first_delay=3.0, delay=2.5, backoff=1.2, max_delay=5.0, jitter=0.2),
+    "instance_stopped": WaitSettings(first_delay=3.0, delay=2.5, backoff=1.2, max_delay=5.0, jitter=0.2),
+    "instance_terminated": WaitSettings(first_delay=0.0, delay=2.5, backoff=1.3, max_delay=10.0, jitter=0.2),
+    # cloud-init prints the host key block early in the boot.
+    "host_keys": WaitSettings(first_delay=0.0, delay=2.0, backoff=1.5, max_delay=10.0, jitter=0.5),
+    # A security group is held by its instance until the instance has ended, which never takes
+    # less than the first delay; DeleteSecurityGroup is then retried at a steady pace.
+    "group_released": WaitSettings(first_delay=3.0, delay=5.0, backoff=1.0, max_delay=5.0, jitter=0.0),
+}
+IMAGE_AVAILABLE = WAIT_PRESETS["image_available"]
+COPY_AVAILABLE = WAIT_PRESETS["copy_available"]
+INSTANCE_RUNNING = WAIT_PRESETS["instance_running"]
+INSTANCE_STOPPED = WAIT_PRESETS["instance_stopped"]
+INSTANCE_TERMINATED = WAIT_PRESETS["instance_terminated"]
+HOST_KEYS = WAIT_PRESETS["host_keys"]
+GROUP_RELEASED = WAIT_PRESETS["group_released"]
+# The pace of a Waiter given no preset.
+DEFAULT_PACE = WaitSettings()
 
 
 class WaitError(Exception):
@@ -41,8 +90,8 @@ class Waiter(Generic[T]):
     in state `failed`). `progress` returns a short text (e.g. "snapshot 40%") kept across polls.
     Errors whose code is in `missing_codes` mean "not visible yet" (eventual consistency) and
     keep the wait going; other non-retryable errors are raised as they are.
-    `first_delay` is slept before the first poll, for a resource that is never ready sooner.
-    Each later sleep is drawn between `delay * (1 - jitter)` and `delay`.
+    `settings` paces the polls (a preset of WAIT_PRESETS); `first_delay`, `delay`, `backoff`,
+    `max_delay` and `jitter`, when given, replace the setting of that name.
     """
 
     def __init__(
@@ -55,11 +104,12 @@ class Waiter(Generic[T]):
         failed: Optional[Callable[[T], Optional[str]]] = None,
         progress: Optional[Callable[[T], Optional[str]]] = None,
         missing_codes: frozenset[str] = frozenset(),
-        delay: float = 2.0,
-        max_delay: float = 15.0,
-        backoff: float = 1.5,
-        first_delay: float = 0.0,
-        jitter: float = 0.5,
+        settings: WaitSettings = DEFAULT_PACE,
+        delay: Optional[float] = None,
+        max_delay: Optional[float] = None,
+        backoff: Optional[float] = None,
+        first_delay: Optional[float] = None,
+        jitter: Optional[float] = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -70,11 +120,8 @@ class Waiter(Generic[T]):
         self.failed = failed
         self.progress_of = progress
         self.missing_codes = missing_codes
-        self.delay = delay
-        self.max_delay = max_delay
-        self.backoff = backoff
-        self.first_delay = first_delay
-        self.jitter = jitter
+        given = {"delay": delay, "max_delay": max_delay, "backoff": backoff, "first_delay": first_delay, "jitter": jitter}
+        self.settings = dataclasses.replace(settings, **{k: v for k, v in given.items() if v is not None})
         self.clock = clock
         self.sleep = sleep
         self.progress: Optional[str] = None
@@ -83,19 +130,19 @@ class Waiter(Generic[T]):
 
     def wait(self) -> T:
         deadline = self.clock() + self.timeout
-        delay = self.delay
+        pace = self.settings
+        delay = pace.delay
         last: Optional[T] = None
-        if self.first_delay > 0:
-            self.sleep(min(self.first_delay, self.timeout))
+        if pace.first_delay > 0:
+            self.sleep(min(pace.first_delay, self.timeout))
         while True:
             self.polls += 1
             try:
                 last = self.describe()
-            except Exception as e:  # botocore's ClientError; its class is not importable without boto3
-                code = error_code(e)
+            except AWS_ERRORS as e:
                 if is_retryable(e):
                     self.throttled += 1
-                elif code not in self.missing_codes:
+                elif error_code(e) not in self.missing_codes:
                     raise
             else:
                 if self.progress_of is not None:
@@ -110,5 +157,5 @@ class Waiter(Generic[T]):
                 seen = f" (last progress: {self.progress})" if self.progress else ""
                 raise WaitTimeout(f"Timed out after {self.timeout:g}s waiting for {self.what}{seen}.", last, self.progress)
             # Jitter keeps many concurrent waiters from polling in step.
-            self.sleep(min(remaining, random.uniform(delay * (1 - self.jitter), delay)))
-            delay = min(delay * self.backoff, self.max_delay)
+            self.sleep(min(remaining, random.uniform(delay * (1 - pace.jitter), delay)))
+            delay = min(delay * pace.backoff, pace.max_delay)

@@ -344,20 +344,13 @@ from ansible_collections.bakery.ami.plugins.module_utils._snapshots import (
     volume_permission_user_ids,
 )
 from ansible_collections.bakery.ami.plugins.module_utils._tags import apply_tags, tag_changes, tag_specifications, tags_to_dict
-from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitError, Waiter
+from ansible_collections.bakery.ami.plugins.module_utils._waiter import IMAGE_AVAILABLE, WaitError, Waiter
 
 IMAGE_FAILED_STATES = frozenset(("failed", "error", "invalid", "deregistered"))
 GONE_INSTANCE_STATES = frozenset(("shutting-down", "terminated"))
 # CreateImage's own answers for an instance that cannot be imaged.
 INSTANCE_PROBLEM_CODES = frozenset(("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed", "IncorrectState", "IncorrectInstanceState"))
 
-# An image is never available within a few seconds of CreateImage; after that, short steps that
-# grow slowly see a quick image soon after it is ready, and a slow one (minutes on AWS) every 15 s.
-FIRST_POLL_AFTER = 4.0
-POLL_DELAY = 2.0
-POLL_BACKOFF = 1.2
-POLL_MAX_DELAY = 15.0
-POLL_JITTER = 0.2
 # Snapshot progress only goes into the timeout message, so it is read in the last PROGRESS_WINDOW
 # seconds before the deadline, and never in the first PROGRESS_AFTER seconds of a wait.
 PROGRESS_AFTER = 30.0
@@ -597,11 +590,7 @@ class ImageCreator:
             failed=failed,
             progress=lambda seen: snapshots_progress(seen.get("snapshots") or []),
             missing_codes=IMAGE_NOT_FOUND,
-            first_delay=FIRST_POLL_AFTER,
-            delay=POLL_DELAY,
-            backoff=POLL_BACKOFF,
-            max_delay=POLL_MAX_DELAY,
-            jitter=POLL_JITTER,
+            settings=IMAGE_AVAILABLE,
             sleep=_sleep,
             clock=_clock,
         )

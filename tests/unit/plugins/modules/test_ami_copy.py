@@ -21,6 +21,7 @@ from moto.ec2.models.amis import AmiBackend
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.bakery.ami.plugins.module_utils import _copy
 from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY
+from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitSettings
 from ansible_collections.bakery.ami.plugins.modules import ami_copy
 
 SOURCE_REGION = "us-east-1"
@@ -33,9 +34,7 @@ RunModule = Callable[..., dict[str, Any]]
 @pytest.fixture(autouse=True)
 def no_poll_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     # Polling cadence is for AWS; here it would only slow the tests down.
-    monkeypatch.setattr(_copy, "FIRST_POLL_AFTER", 0.0)
-    monkeypatch.setattr(_copy, "POLL_DELAY", 0.01)
-    monkeypatch.setattr(_copy, "POLL_MAX_DELAY", 0.02)
+    monkeypatch.setattr(_copy, "COPY_AVAILABLE", WaitSettings(first_delay=0.0, delay=0.01, backoff=1.2, max_delay=0.02))
 
 
 @pytest.fixture

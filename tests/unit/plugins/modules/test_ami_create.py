@@ -10,6 +10,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import Retrying
 from botocore.stub import Stubber
 
 from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY
+from ansible_collections.bakery.ami.plugins.module_utils._waiter import IMAGE_AVAILABLE
 from ansible_collections.bakery.ami.plugins.modules import ami_create
 
 RunModule = Callable[..., dict[str, Any]]
@@ -314,7 +315,7 @@ def test_create_request_tags_image_and_snapshots(aws_env: None, monkeypatch: pyt
         ec2.stubber.assert_no_pending_responses()
     assert result["changed"] is True and result["image_id"] == IMAGE_ID, result
     assert result["image"]["launch_permissions"] == [] and result["image"]["tags"] == {"role": "web"}
-    assert ec2.sleeps == [ami_create.FIRST_POLL_AFTER]
+    assert ec2.sleeps == [IMAGE_AVAILABLE.first_delay]
 
 
 def test_retried_create_never_makes_two_images(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
@@ -384,8 +385,8 @@ def test_wait_retries_throttling_and_reports_available(aws_env: None, monkeypatc
     assert not result["failed"], result
     assert result["image"]["state"] == "available"
     # The first poll comes after FIRST_POLL_AFTER, then one sleep after each poll that was not the last.
-    assert len(ec2.sleeps) == 5 and ec2.sleeps[0] == ami_create.FIRST_POLL_AFTER
-    assert all(s <= ami_create.POLL_MAX_DELAY for s in ec2.sleeps)
+    assert len(ec2.sleeps) == 5 and ec2.sleeps[0] == IMAGE_AVAILABLE.first_delay
+    assert all(s <= IMAGE_AVAILABLE.max_delay for s in ec2.sleeps)
 
 
 class SlowImageEC2:
@@ -428,7 +429,7 @@ def test_wait_timeout_reports_snapshot_progress_read_once_the_wait_is_long(
     # Only in the last PROGRESS_WINDOW seconds: the progress is for the timeout message.
     assert snapshot_reads and min(snapshot_reads) >= 120 - ami_create.PROGRESS_WINDOW
     assert any(t < ami_create.PROGRESS_AFTER for t in image_reads)
-    assert min(image_reads) == ami_create.FIRST_POLL_AFTER
+    assert min(image_reads) == IMAGE_AVAILABLE.first_delay
 
 
 def test_throttling_until_timeout_is_never_success(aws_env: None, monkeypatch: pytest.MonkeyPatch, run_module: RunModule) -> None:
