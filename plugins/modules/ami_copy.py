@@ -78,40 +78,10 @@ options:
       - KMS key that encrypts the copies' snapshots in every region without a key of its own in O(region_settings).
       - The key is checked with KMS DescribeKey in each region before any copy starts.
     type: str
-  tags:
-    description: Tags for the copies and their snapshots.
-    type: dict
-    aliases: [resource_tags]
   copy_tags:
     description:
       - Copy the source image's tags onto the copies and their snapshots.
       - O(tags) and per-region tags win over source tags with the same key.
-    type: bool
-    default: false
-  launch_permissions:
-    description:
-      - Launch permissions of every copy, exactly (permissions not listed are removed from reused copies).
-      - Omit to leave them as they are.
-    type: dict
-    suboptions:
-      user_ids:
-        description: AWS account IDs.
-        type: list
-        elements: str
-      group_names:
-        description: Groups; only V(all) exists, and it needs O(allow_public=true).
-        type: list
-        elements: str
-      org_arns:
-        description: AWS Organizations ARNs.
-        type: list
-        elements: str
-      org_unit_arns:
-        description: Organizational unit ARNs.
-        type: list
-        elements: str
-  allow_public:
-    description: Allow O(launch_permissions.group_names=[all]), which makes the copies public.
     type: bool
     default: false
   deprecate_at:
@@ -127,17 +97,8 @@ options:
       - Set when a copy is made, or on a reused copy that has no deprecation time yet,
         so a rerun does not move it. Every copy of one run gets the same time.
       - Mutually exclusive with O(deprecate_at).
+      - With O(wait=false), a new copy is not yet deprecated (here or by O(deprecate_at)); a later run does it.
     type: str
-  wait:
-    description:
-      - Wait until every copy is available.
-      - With V(false), a new copy is not yet deprecated (O(deprecate_at), O(deprecate_in)); a later run does it.
-    type: bool
-    default: true
-  wait_timeout:
-    description: Seconds to wait for the copies (they run at once, so this bounds the whole wait).
-    type: int
-    default: 1800
   on_failure:
     description:
       - What to do with the copies that succeeded when another region failed.
@@ -149,13 +110,22 @@ options:
 attributes:
   check_mode:
     support: full
-    description:
+    details:
       - Reports which regions would get a new copy (RV(copied_regions)) and which copies would be reused.
       - A reused copy whose deprecation time would change makes the task changed.
   diff_mode:
     support: full
-    description: Shows the copy of each region before and after the task.
+    details: Shows the copy of each region before and after the task.
+  idempotent:
+    support: full
+    details: A copy the account already owns with the copy's name and source tag is reused.
+notes:
+  - The copies run at once, so O(wait_timeout) bounds the whole wait.
 extends_documentation_fragment:
+  - bakery.ami._attributes
+  - bakery.ami._tags
+  - bakery.ami._launch_permissions
+  - bakery.ami._image_wait
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -39,21 +39,9 @@ options:
     description:
       - The AMI description. Only used when the image is created.
     type: str
-  tags:
-    description:
-      - Tags for the image, and for its snapshots unless O(snapshot_tags) is given.
-      - Given to the image and snapshots at creation; an existing image's tags are brought to this state.
-    type: dict
-    aliases: ['resource_tags']
-  purge_tags:
-    description:
-      - Remove the tags of an existing image (and of its snapshots) that are not in O(tags) (or O(snapshot_tags)).
-      - Tags whose key starts with C(aws:) are never removed.
-    type: bool
-    default: true
   snapshot_tags:
     description:
-      - Tags for the image's snapshots, instead of O(tags).
+      - Tags for the image's snapshots, instead of O(tags), with the same rules (and O(purge_tags)).
     type: dict
   no_reboot:
     description:
@@ -125,33 +113,6 @@ options:
         so a rerun does not move it.
       - Mutually exclusive with O(deprecate_at).
     type: str
-  launch_permissions:
-    description:
-      - Who may launch the image. An existing image's launch permissions are made exactly these.
-      - Not given means the launch permissions are left as they are.
-    type: dict
-    suboptions:
-      user_ids:
-        description: AWS account ids (12 digits).
-        type: list
-        elements: str
-      group_names:
-        description: C(all) makes the image public, and requires O(allow_public=true).
-        type: list
-        elements: str
-      org_arns:
-        description: AWS Organizations ARNs.
-        type: list
-        elements: str
-      org_unit_arns:
-        description: Organizational unit ARNs.
-        type: list
-        elements: str
-  allow_public:
-    description:
-      - Must be V(true) for O(launch_permissions.group_names) to contain C(all).
-    type: bool
-    default: false
   snapshot_create_volume_permissions:
     description:
       - AWS account ids allowed to create volumes from the image's snapshots, made exactly these.
@@ -160,16 +121,6 @@ options:
         Otherwise left as they are.
     type: list
     elements: str
-  wait:
-    description:
-      - Wait until the image is available before applying launch permissions and returning.
-    type: bool
-    default: true
-  wait_timeout:
-    description:
-      - How many seconds to wait for the image. On a timeout the task fails with the snapshot progress read in the last minute of the wait.
-    type: int
-    default: 1800
   force:
     description:
       - Replace an existing image of the same name. It is deregistered and its snapshots deleted
@@ -179,13 +130,23 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports whether an image would be created, replaced or updated, and changes nothing.
+    details: Reports whether an image would be created, replaced or updated, and changes nothing.
   diff_mode:
     support: full
-    description: Shows the image's name, tags, snapshot tags, launch permissions, IMDS support and deprecation time before and after.
+    details: Shows the image's name, tags, snapshot tags, launch permissions, IMDS support and deprecation time before and after.
+  idempotent:
+    support: partial
+    details: With O(force=true) the image is replaced on every run.
 notes:
   - Throttled and transient EC2 errors are retried with jittered backoff, also while waiting.
+  - On a timeout of the wait the task fails with the snapshot progress read in the last minute of the wait.
+  - With O(wait=false) the tags, launch permissions and deprecation are set on the image while it is still pending.
 extends_documentation_fragment:
+  - bakery.ami._attributes
+  - bakery.ami._tags
+  - bakery.ami._tags.purge
+  - bakery.ami._launch_permissions
+  - bakery.ami._image_wait
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -76,13 +76,17 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Lists exactly the images that would be deregistered and the snapshots that would be deleted, and changes nothing.
+    details: Lists exactly the images that would be deregistered and the snapshots that would be deleted, and changes nothing.
   diff_mode:
     support: full
-    description: Shows the selected images of each region before and after.
+    details: Shows the selected images of each region before and after.
+  idempotent:
+    support: full
+    details: A second run finds no image left to deregister.
 notes:
   - Throttled and transient EC2 errors are retried with jittered backoff.
 extends_documentation_fragment:
+  - bakery.ami._attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
