@@ -62,7 +62,7 @@ options:
   name:
     description:
       - Name of the copies. Defaults to the source image's name.
-      - Checked against EC2's AMI name rules (3 to 128 letters, digits, spaces and C(\( \) [ ] . / - ' @ _)) before any change.
+      - Checked against EC2's AMI name rules (3 to 128 letters, digits, spaces, parentheses, square brackets and C(. / - ' @ _)) before any change.
     type: str
   description:
     description: Description of the copies. Defaults to the source image's description.

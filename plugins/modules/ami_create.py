@@ -32,7 +32,7 @@ options:
   name:
     description:
       - The AMI name, unique in the account and region.
-      - 3 to 128 characters among letters, digits, spaces and C(( ) [ ] . / - ' @ _).
+      - 3 to 128 characters among letters, digits, spaces, parentheses, square brackets and C(. / - ' @ _).
     type: str
     required: true
   description:
