@@ -25,8 +25,9 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +53,7 @@ def patch_moto(delay: float) -> None:
     real_copy_response = AmisResponse.copy_image
 
     def copy_image(self: Any, *args: Any, **kwargs: Any) -> Any:
-        ami = real_copy(self, *args, **kwargs)
+        ami: Any = real_copy(self, *args, **kwargs)
         ami.state = "pending"
         ami.available_at = time.monotonic() + delay
         return ami
@@ -65,7 +66,7 @@ def patch_moto(delay: float) -> None:
         return real_describe(self, *args, **kwargs)
 
     def copy_image_response(self: Any) -> Any:
-        result = real_copy_response(self)
+        result: Any = real_copy_response(self)
         image_id = result.result["ImageId"]
         ami = self.ec2_backend.amis[image_id]
         for spec in self._get_param("TagSpecifications", []):

@@ -98,7 +98,7 @@ def floor_seconds(customization: float) -> float:
 def task_durations(events: list[dict[str, Any]]) -> list[tuple[dict[str, Any], float]]:
     """Each task with its duration (until the next play or task starts, or the run ends)."""
     timed = []
-    for event, following in zip(events, events[1:]):
+    for event, following in zip(events, events[1:], strict=False):
         if event["kind"] == "task":
             timed.append((event, following["time"] - event["time"]))
     return timed
@@ -210,7 +210,7 @@ def report(runs: list[Run], rounds: int) -> None:
     a_wall, b_wall = med(r.wall for r in ours), med(r.wall for r in base)
     a_calls, b_calls = med(r.ec2_calls for r in ours), med(r.ec2_calls for r in base)
     floors = [floor_seconds(r.customization) for r in ours]
-    overheads = [(r.wall - f) / f for r, f in zip(ours, floors)]
+    overheads = [(r.wall - f) / f for r, f in zip(ours, floors, strict=True)]
     custom = med(r.customization for r in ours)
     floor = floor_seconds(custom)
     profile = ", ".join(f"{k} {v:g}s" for k, v in LATENCY.items() if not isinstance(v, dict))

@@ -91,7 +91,7 @@ class Bench:
         return {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3",
                 "ansible_pipelining": True}
 
-    def run(self, variant: str, tasks: list[dict[str, object]], label: str) -> list[list[object]]:
+    def run(self, variant: str, tasks: list[dict[str, object]], label: str) -> list[tuple[str, str, float]]:
         inventory = self.work / f"inv-{variant}.yml"
         inventory.write_text(yaml.safe_dump({"all": {"hosts": {"target": self.hostvars(variant)}}}))
         playbook = self.work / f"{label}.yml"
@@ -107,7 +107,7 @@ class Bench:
         if proc.returncode != 0 or not result or result["failures"]:
             raise SystemExit(f"{label} over ({variant}) failed:\n{proc.stdout}\n{proc.stderr}")
         out.unlink()
-        return result["events"]
+        return [(kind, name, float(when)) for kind, name, when in result["events"]]
 
     def per_task_ms(self, variant: str) -> float:
         events = self.run(variant, [{"command": "true"} for _ in range(TASKS)], "tasks")
@@ -115,7 +115,7 @@ class Bench:
 
     def copy_s(self, variant: str, round_no: int) -> float:
         dest = f"/tmp/bench-copy-{variant}-{round_no}.bin"
-        tasks = [{"name": "warm", "command": "rm -f /tmp/bench-copy-*"},
+        tasks: list[dict[str, object]] = [{"name": "warm", "command": "rm -f /tmp/bench-copy-*"},
                  {"name": "copy", "copy": {"src": str(self.big), "dest": dest}},
                  {"name": "done", "command": "true"}]
         events = self.run(variant, tasks, "copy")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time

@@ -24,8 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
 
-from localcloud.runtime import Runtime  # noqa: E402
-from localcloud.runtime import procs  # noqa: E402
+from localcloud.runtime import Runtime, procs  # noqa: E402
 
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx2cWJ5b3dkYmVuY2htYXJrb25seW5vdGFyZWFsa2V5 bench"
 

@@ -55,7 +55,7 @@ def read_endpoint(state_dir: Path) -> dict[str, Any] | None:
     if read_pid(state_dir) is None:
         return None
     try:
-        return json.loads((state_dir / ENDPOINT_FILE).read_text())  # type: ignore[no-any-return]
+        return json.loads((state_dir / ENDPOINT_FILE).read_text())
     except (OSError, ValueError):
         return None
 
@@ -188,21 +188,21 @@ def _run(args: argparse.Namespace, state_dir: Path) -> int:
     if args.command == "stop":
         print("local cloud stopped" if stop(state_dir) else "local cloud was not running")
         return 0
-    info = read_endpoint(state_dir.resolve())
+    running = read_endpoint(state_dir.resolve())
     if args.command == "status":
-        if info is None:
+        if running is None:
             print("local cloud is not running")
             return 3
-        print(f"local cloud running at {info['endpoint_url']} (pid {info['pid']})")
+        print(f"local cloud running at {running['endpoint_url']} (pid {running['pid']})")
         return 0
-    if info is None:
+    if running is None:
         raise CloudError(f"no local cloud runs with state in {state_dir}; start it with `python -m localcloud start`")
     if args.command == "env":
-        _print_env(info)
+        _print_env(running)
         return 0
     from localcloud.control import ControlClient, ControlError
 
-    client = ControlClient(info["endpoint_url"])
+    client = ControlClient(running["endpoint_url"])
     try:
         result = client.update_settings(json.loads(args.changes)) if args.changes else client.settings()
     except (ValueError, ControlError) as error:

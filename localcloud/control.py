@@ -57,7 +57,7 @@ class ControlClient:
         request.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - loopback URL
-                return json.loads(response.read())  # type: ignore[no-any-return]
+                return json.loads(response.read())
         except urllib.error.HTTPError as error:
             detail = json.loads(error.read() or b"{}").get("error", str(error))
             raise ControlError(detail) from error

@@ -9,10 +9,10 @@ from typing import Any
 from moto.core.responses import ActionResult
 from moto.core.types import Base64EncodedString
 from moto.core.utils import utcnow
+from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import EC2Backend
 from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.models.elastic_block_store import EBSBackend
-from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.instances import Instance, InstanceBackend
 from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.ec2.responses.amis import AmisResponse
@@ -26,7 +26,7 @@ _installed: dict[str, Any] = {}
 
 
 def _ctx() -> CloudContext:
-    return _installed["ctx"]  # type: ignore[no-any-return]
+    return _installed["ctx"]
 
 
 def install(ctx: CloudContext) -> None:
@@ -35,7 +35,7 @@ def install(ctx: CloudContext) -> None:
     _installed["ctx"] = ctx
     if not first:
         return
-    originals = {
+    originals: dict[str, Any] = {
         "backend_init": EC2Backend.__init__,
         "run_instances": InstanceBackend.run_instances,
         "stop": Instance.stop,
@@ -189,7 +189,7 @@ def _register_base_image(ctx: CloudContext, backend: Any) -> None:
     image_id = ctx.base_image_id(region)
     if image_id in backend.amis:
         return
-    ami = Ami(
+    ami: Any = Ami(  # ena_support below is an attribute moto's Ami does not declare
         backend,
         image_id,
         name=ctx.base_image_name,
@@ -203,7 +203,7 @@ def _register_base_image(ctx: CloudContext, backend: Any) -> None:
         root_device_type="ebs",
         root_device_name="/dev/xvda",
         region_name=f"{region}a",
-        creation_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+        creation_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
         boot_mode="uefi-preferred",
     )
     ami.ena_support = True
@@ -223,7 +223,7 @@ def _publish_base_parameter(ctx: CloudContext, parameters: Any, key: str) -> Non
     # Creating the region's EC2 backend registers the image the parameter names.
     ec2_backends[parameters.account_id][parameters.region_name]
     super(ParameterDict, parameters).setdefault(BASE_IMAGE_PARAMETER, []).append(
-        Parameter(
+        Parameter(  # type: ignore[abstract]  # as moto makes them: its CloudFormation hooks are left abstract
             account_id=parameters.account_id,
             name=BASE_IMAGE_PARAMETER,
             value=ctx.base_image_id(parameters.region_name),

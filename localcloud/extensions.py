@@ -14,6 +14,7 @@ from localcloud import images
 from localcloud.context import CloudContext
 from localcloud.faults import Call, Reply, error_reply
 
+
 def _form(body: bytes) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
 

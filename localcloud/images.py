@@ -140,7 +140,7 @@ def copy_image(
             "InvalidParameterDependency", "The parameter KmsKeyId requires the parameter Encrypted to be true."
         )
     key_arn = _resolve_kms_key(backend.account_id, target_region, kms_key_id) if encrypted else None
-    name = params.get("Name") or source.name
+    name: str = params.get("Name") or source.name or ""
     _check_name_free(backend, name)
     failure = ctx.settings.copy_failure(target_region)
     if failure == "api":
@@ -188,8 +188,8 @@ def _parse_time(value: str) -> datetime.datetime:
     text = value.strip().replace("Z", "+00:00")
     moment = datetime.datetime.fromisoformat(text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.astimezone(datetime.timezone.utc)
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC)
 
 
 def enable_deprecation(backend: Any, image_id: str, deprecate_at: str | None) -> None:

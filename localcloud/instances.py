@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
+import functools
 import time
 from typing import Any
 
@@ -107,13 +109,11 @@ def launch_reservation(
             ctx.book.add_instance(record)
     except Exception as error:
         for instance_id in launched:
-            record = ctx.book.instance(instance_id)
-            if record:
-                record.terminated = True
-            try:
+            undone = ctx.book.instance(instance_id)
+            if undone:
+                undone.terminated = True
+            with contextlib.suppress(Exception):  # best effort while undoing
                 ctx.runtime.terminate(instance_id)
-            except Exception:  # noqa: BLE001 - best effort while undoing
-                pass
         for instance in reservation.instances:
             instance.teardown_defaults()
         backend.reservations.pop(reservation.id, None)
@@ -122,9 +122,9 @@ def launch_reservation(
         ) from error
     started = time.monotonic()
     for instance in reservation.instances:
-        record = ctx.book.instance(instance.id)
-        assert record is not None
-        ctx.spawn(f"boot-{instance.id}", lambda i=instance, r=record: _finish_boot(ctx, i, r, started))
+        booting = ctx.book.instance(instance.id)
+        assert booting is not None
+        ctx.spawn(f"boot-{instance.id}", functools.partial(_finish_boot, ctx, instance, booting, started))
 
 
 def _assign_ip(instance: Any, ip: str) -> None:

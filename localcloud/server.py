@@ -10,9 +10,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from localcloud.control import CONTROL_PREFIX, handle_control
 from localcloud.requestlog import LOG_NAME, RequestLog
@@ -149,7 +149,7 @@ def _runtime_classes() -> tuple[Any, Any]:
 
         module_name, _, class_name = override.partition(":")
         module = importlib.import_module(module_name)
-        return getattr(module, class_name), getattr(module, "RuntimeFailure")
+        return getattr(module, class_name), module.RuntimeFailure
     from localcloud.runtime import Runtime, RuntimeFailure
 
     return Runtime, RuntimeFailure
@@ -216,13 +216,13 @@ def _serve_with(
     seed: int | None,
     stop_requested: threading.Event,
 ) -> int:
+    import logging
+
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     from localcloud import ec2_patches
     from localcloud.context import BASE_IMAGE_PARAMETER, CloudContext
-
-    import logging
 
     # One line per request is in the request log already; werkzeug's own would double it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

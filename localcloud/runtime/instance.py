@@ -9,6 +9,7 @@ disk, so another process (the CLI's stop) can find and stop instances too.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -167,10 +168,8 @@ class Instance:
             else:
                 procs.kill(pid, started)
             if self._process is not None and self._process.pid == pid:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     self._process.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    pass
             if not procs.wait_gone(pid, started, STOP_TIMEOUT):
                 procs.kill(pid, started)
                 procs.wait_gone(pid, started, STOP_TIMEOUT)

@@ -7,6 +7,7 @@ manifest of paths, types, modes, owners, xattrs and content, so equal trees shar
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -137,10 +138,8 @@ def _copy_meta(source: str, target: str, st: os.stat_result, *, is_link: bool, t
     if not is_link:
         os.chmod(target, stat.S_IMODE(st.st_mode))
     for name, value in _kept_xattrs(source).items():
-        try:
+        with contextlib.suppress(OSError):
             os.setxattr(target, name, value, follow_symlinks=False)
-        except OSError:
-            pass
     if times:
         os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 

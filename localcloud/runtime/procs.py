@@ -2,6 +2,7 @@
 """Host processes by pid, checked against their start time so a reused pid is never signalled."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -37,10 +38,8 @@ def alive(pid: int, started: int | None = None) -> bool:
 
 def kill(pid: int, started: int | None = None) -> None:
     if alive(pid, started):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def wait_gone(pid: int, started: int | None, timeout: float) -> bool:

@@ -435,6 +435,7 @@ class Connection(ConnectionBase):
 
     transport = "bakery.ami.paramiko"
     has_pipelining = True
+    _connected: bool  # set by ConnectionBase
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)

@@ -3,6 +3,7 @@
 """Plugin side of the control process: find it, start it when missing or stale, talk to it."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -122,10 +123,8 @@ class ExecSession:
         self._writer.start()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 class ControlClient:
@@ -156,10 +155,8 @@ class ControlClient:
             sock = self._dial()
             if sock is not None:
                 return sock
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.socket_path)  # left by a control process that died
-            except FileNotFoundError:
-                pass
             self._spawn()
         sock = self._dial()
         if sock is None:

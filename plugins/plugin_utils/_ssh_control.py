@@ -7,6 +7,7 @@ connects, reports {"ok": ...} on stdout, then serves until idle for idle_timeout
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -33,7 +34,7 @@ from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_transport import C
 try:
     import paramiko
 except ImportError:  # open_transport reports it
-    paramiko = None
+    paramiko = None  # type: ignore[assignment]
 
 _CHUNK = 256 * 1024
 # The write length OpenSSH's sftp-server accepts (its limits@openssh.com max-write-length).
@@ -62,10 +63,8 @@ class ControlServer:
     def close_transport(self) -> None:
         for item in (self.sftp, self.transport, self.jump):
             if item is not None:
-                try:
+                with contextlib.suppress(*_SESSION_ERRORS):
                     item.close()
-                except _SESSION_ERRORS:
-                    pass
         self.sftp = self.transport = self.jump = None
 
     def live_transport(self) -> t.Any:
@@ -168,10 +167,8 @@ class ControlServer:
         self.unlink_socket()
 
     def unlink_socket(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
-        except FileNotFoundError:
-            pass
 
     def start_thread(self, conn: socket.socket) -> None:
         with self.lock:
@@ -184,7 +181,7 @@ class ControlServer:
         while not self.stopping:
             try:
                 conn = listener.accept()[0]
-            except socket.timeout:
+            except TimeoutError:
                 with self.lock:
                     idle = self.active == 0 and time.monotonic() - self.last_used > idle_timeout
                 if idle:
@@ -198,7 +195,7 @@ class ControlServer:
         while True:
             try:
                 conn = listener.accept()[0]
-            except (BlockingIOError, socket.timeout):
+            except (TimeoutError, BlockingIOError):
                 break
             conn.setblocking(True)
             self.start_thread(conn)
@@ -224,7 +221,7 @@ def sftp_put(sftp: t.Any, local: str, remote: str) -> None:
     size = os.path.getsize(local)
     written = sftp.stat(remote).st_size
     if written != size:
-        raise IOError(f"size mismatch in put: {written} of {size} bytes arrived")
+        raise OSError(f"size mismatch in put: {written} of {size} bytes arrived")
 
 
 def _feed_stdin(conn: socket.socket, channel: t.Any) -> None:

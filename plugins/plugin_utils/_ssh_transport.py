@@ -3,6 +3,7 @@
 """Open an authenticated paramiko Transport: retries, jump host, host keys, Instance Connect."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -21,9 +22,9 @@ from ansible_collections.bakery.ami.plugins.plugin_utils._ssh_instance_connect i
 try:
     import paramiko
 except ImportError:  # the plugin reports the missing library when it is used
-    paramiko = None
+    paramiko = None  # type: ignore[assignment]
 
-Settings = t.Dict[str, t.Any]
+Settings = dict[str, t.Any]
 # Instance Connect keys live 60 s on the instance; push again well before that.
 _PUSH_VALID_FOR = 40.0
 _DEFAULT_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -65,10 +66,8 @@ def _candidate_keys(endpoint: Settings) -> list[tuple[str, t.Any]]:
     if endpoint.get("private_key_file"):
         keys.append((endpoint["private_key_file"], load_private_key(endpoint["private_key_file"])))
     if endpoint.get("allow_agent"):
-        try:
+        with contextlib.suppress(paramiko.SSHException):
             keys.extend(("ssh-agent key", key) for key in paramiko.Agent().get_keys())
-        except paramiko.SSHException:
-            pass
     if endpoint.get("look_for_keys") and not endpoint.get("private_key_file"):
         for name in _DEFAULT_KEY_FILES:
             path = os.path.expanduser(f"~/.ssh/{name}")

@@ -2,7 +2,7 @@
 """A moto server on loopback for playbook runs that need no real instances."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from moto_ec2_rules import patch_moto_like_ec2

@@ -90,11 +90,12 @@ import json
 import os
 import sys
 import tempfile
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
 
-def _load_cli(module, source):
+def _load_cli(module: AnsibleModule, source: str) -> Any:
     if not os.path.isfile(os.path.join(source, "localcloud", "cli.py")):
         module.fail_json(msg=f"No localcloud package under {source}; set source to the repository root.")
     if source not in sys.path:
@@ -105,7 +106,7 @@ def _load_cli(module, source):
     return cli
 
 
-def _result(info, state_dir):
+def _result(info: dict[str, Any] | None, state_dir: str) -> dict[str, Any]:
     info = info or {}
     return {
         "endpoint_url": info.get("endpoint_url", ""),
@@ -116,7 +117,7 @@ def _result(info, state_dir):
     }
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "state": {"type": "str", "choices": ["started", "stopped"], "default": "started"},

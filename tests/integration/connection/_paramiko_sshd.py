@@ -2,6 +2,7 @@
 """A real OpenSSH sshd on a loopback address, with its own config, host keys and log."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -41,10 +42,8 @@ def remove_users(created: list[str]) -> None:
         if found.returncode != 0:
             continue
         for pid in _processes_of(int(found.stdout)):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         subprocess.run(["userdel", "--remove", user], capture_output=True, check=False)
 
 
@@ -130,9 +129,8 @@ class Sshd:
 
     def start(self) -> None:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        log = open(self.log, "ab")
-        self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)], stdout=log, stderr=log)
-        log.close()
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -149,11 +147,9 @@ class Sshd:
         if self.process is None:
             return
         sessions = _children(self.process.pid)
-        for pid in sessions + [grand for pid in sessions for grand in _children(pid)]:
-            try:
+        for pid in sessions + [grand for child in sessions for grand in _children(child)]:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.process.terminate()
         self.process.wait(timeout=10)
         self.process = None
@@ -179,7 +175,5 @@ def control_processes(control_dir: Path) -> list[int]:
 
 def stop_control_processes(control_dir: Path) -> None:
     for pid in control_processes(control_dir):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass

@@ -7,13 +7,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-
 from _paramiko_sshd import USER, Sshd, ensure_users, keygen, remove_users, stop_control_processes
 
 REPO = Path(__file__).resolve().parents[3]
@@ -108,7 +108,7 @@ class Ansible:
             **extra,
         }
 
-    def play(self, tasks: list[dict[str, object]], hostvars: dict[str, object], *, name: str = "play",
+    def play(self, tasks: Sequence[Any], hostvars: dict[str, object], *, name: str = "play",
              gather_facts: bool = False, check: bool = False) -> Run:
         inventory = {"all": {"hosts": {"target": hostvars}}}
         (self.work / f"{name}-inventory.yml").write_text(yaml.safe_dump(inventory))

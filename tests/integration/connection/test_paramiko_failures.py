@@ -7,22 +7,26 @@ import socket
 import subprocess
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import pytest
-from _paramiko_sshd import control_processes
+from _paramiko_sshd import Sshd, control_processes
 from conftest import make_sshd
+
+if TYPE_CHECKING:
+    from conftest import Ansible, Keys, Run
 
 pytestmark = pytest.mark.sshd
 
 PING = [{"command": "echo reached", "register": "r"}, {"assert": {"that": "r.stdout == 'reached'"}}]
 
 
-def _unreachable(run) -> None:
+def _unreachable(run: Run) -> None:
     assert run.rc != 0
     assert "UNREACHABLE!" in run.out, run.out
 
 
-def test_unknown_host_key_fails_with_fingerprint(ansible, sshd) -> None:
+def test_unknown_host_key_fails_with_fingerprint(ansible: Ansible, sshd: Sshd) -> None:
     (ansible.work / "known_hosts").write_text("")
     run = ansible.play(PING, ansible.host_vars(sshd))
     _unreachable(run)
@@ -31,7 +35,7 @@ def test_unknown_host_key_fails_with_fingerprint(ansible, sshd) -> None:
     assert sshd.accepted() == 0
 
 
-def test_changed_host_key_fails_as_man_in_the_middle(ansible, sshd, keys) -> None:
+def test_changed_host_key_fails_as_man_in_the_middle(ansible: Ansible, sshd: Sshd, keys: Keys) -> None:
     other = make_sshd(keys, "other")  # only for its host keys; never started
     (ansible.work / "known_hosts").write_text(f"[{sshd.address}]:{sshd.port} {other.host_key_line(0)}\n")
     run = ansible.play(PING, ansible.host_vars(sshd))
@@ -40,7 +44,7 @@ def test_changed_host_key_fails_as_man_in_the_middle(ansible, sshd, keys) -> Non
     assert sshd.accepted() == 0
 
 
-def test_pinned_host_keys(ansible, sshd, keys) -> None:
+def test_pinned_host_keys(ansible: Ansible, sshd: Sshd, keys: Keys) -> None:
     (ansible.work / "known_hosts").write_text("")
     # the RSA key alone, as "type base64": the connection must ask the server for RSA
     ansible.play(PING, ansible.host_vars(sshd, bakery_paramiko_host_keys=[sshd.host_key_line(1)]), check=True)
@@ -54,7 +58,7 @@ def test_pinned_host_keys(ansible, sshd, keys) -> None:
     assert (ansible.work / "known_hosts").read_text() == ""  # pinning never writes known_hosts
 
 
-def test_no_checking_records_only_when_asked(ansible, sshd) -> None:
+def test_no_checking_records_only_when_asked(ansible: Ansible, sshd: Sshd) -> None:
     known = ansible.work / "known_hosts"
     known.write_text("")
     ansible.play(PING, ansible.host_vars(sshd, ansible_host_key_checking=False), check=True)
@@ -67,27 +71,27 @@ def test_no_checking_records_only_when_asked(ansible, sshd) -> None:
     ansible.play(PING, ansible.host_vars(sshd, ansible_paramiko_idle_timeout=1), name="checked", check=True)
 
 
-def test_wrong_key_fails_authentication(ansible, sshd, keys) -> None:
+def test_wrong_key_fails_authentication(ansible: Ansible, sshd: Sshd, keys: Keys) -> None:
     run = ansible.play(PING, ansible.host_vars(sshd, ansible_private_key_file=str(keys.stranger)))
     _unreachable(run)
     assert "authentication failed for bakery-test@" in run.out
 
 
-def test_password_authentication(ansible, sshd, keys) -> None:
+def test_password_authentication(ansible: Ansible, sshd: Sshd, keys: Keys) -> None:
     from _paramiko_sshd import PASSWORD
     hostvars = ansible.host_vars(sshd, ansible_private_key_file=None, ansible_password=PASSWORD,
                                  ansible_paramiko_look_for_keys=False, ansible_paramiko_allow_agent=False)
     ansible.play(PING, hostvars, check=True)
 
 
-def test_refused_fails_after_connect_timeout(ansible, sshd) -> None:
+def test_refused_fails_after_connect_timeout(ansible: Ansible, sshd: Sshd) -> None:
     sshd.stop()
     run = ansible.play(PING, ansible.host_vars(sshd, ansible_paramiko_connect_timeout=2))
     _unreachable(run)
     assert "Connection refused" in run.out and "gave up after connect_timeout 2s" in run.out
 
 
-def test_jump_host(ansible, sshd, keys) -> None:
+def test_jump_host(ansible: Ansible, sshd: Sshd, keys: Keys) -> None:
     jump = make_sshd(keys, "jump")
     jump.start()
     try:
@@ -108,7 +112,7 @@ def test_jump_host(ansible, sshd, keys) -> None:
         shutil.rmtree(jump.workdir, ignore_errors=True)
 
 
-def test_sshd_starting_late_is_waited_for(ansible, keys) -> None:
+def test_sshd_starting_late_is_waited_for(ansible: Ansible, keys: Keys) -> None:
     late = make_sshd(keys, "late")
     starter = threading.Timer(5.0, late.start)
     starter.start()
@@ -122,7 +126,7 @@ def test_sshd_starting_late_is_waited_for(ansible, keys) -> None:
         shutil.rmtree(late.workdir, ignore_errors=True)
 
 
-def test_sshd_restarted_between_tasks_reconnects(ansible, sshd) -> None:
+def test_sshd_restarted_between_tasks_reconnects(ansible: Ansible, sshd: Sshd) -> None:
     marker = ansible.work / "first-task-done"
     go_on = ansible.work / "sshd-restarted"
 
@@ -149,7 +153,7 @@ def test_sshd_restarted_between_tasks_reconnects(ansible, sshd) -> None:
     assert len(control_processes(ansible.control_dir)) == 1  # the same control process reconnected
 
 
-def test_control_process_leaves_after_idle_timeout(ansible, sshd) -> None:
+def test_control_process_leaves_after_idle_timeout(ansible: Ansible, sshd: Sshd) -> None:
     local = {"delegate_to": "localhost", "vars": {"ansible_connection": "local"}}
     tasks = [
         *PING,
@@ -176,7 +180,7 @@ def test_control_process_leaves_after_idle_timeout(ansible, sshd) -> None:
     assert sshd.accepted() == 3
 
 
-def test_silent_server_times_out(ansible, sshd) -> None:
+def test_silent_server_times_out(ansible: Ansible, sshd: Sshd) -> None:
     # accepts TCP connections but never speaks SSH, like a host whose sshd hangs
     silent = socket.socket()
     silent.bind(("127.66.4.1", 0))

@@ -12,9 +12,13 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from _paramiko_sshd import USER, Sshd, free_port
+
+if TYPE_CHECKING:  # pytest imports conftest itself; the names are only for the checker
+    from conftest import Ansible, Keys
 
 pytestmark = pytest.mark.sshd
 
@@ -47,7 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def ic_sshd(keys) -> Iterator[Sshd]:
+def ic_sshd(keys: Keys) -> Iterator[Sshd]:
     (keys.dir / "ic-sshd").mkdir(exist_ok=True)
     authorized = keys.dir / "ic-sshd" / "authorized_keys"  # readable by the login user, unlike tmp_path
     authorized.write_text("")
@@ -70,7 +74,7 @@ def endpoint(ic_sshd: Sshd) -> Iterator[_Endpoint]:
     server.shutdown()
 
 
-def test_key_pushed_before_connect_and_on_reconnect(ansible, ic_sshd: Sshd, endpoint: _Endpoint, keys) -> None:
+def test_key_pushed_before_connect_and_on_reconnect(ansible: Ansible, ic_sshd: Sshd, endpoint: _Endpoint, keys: Keys) -> None:
     hostvars = ansible.host_vars(
         ic_sshd, ansible_paramiko_look_for_keys=False, ansible_paramiko_allow_agent=False,
         bakery_paramiko_instance_connect=True, bakery_paramiko_instance_id=INSTANCE,
@@ -88,7 +92,7 @@ def test_key_pushed_before_connect_and_on_reconnect(ansible, ic_sshd: Sshd, endp
     assert len(endpoint.requests) == 2 and ic_sshd.accepted() == 2
 
 
-def test_push_failure_is_reported(ansible, ic_sshd: Sshd) -> None:
+def test_push_failure_is_reported(ansible: Ansible, ic_sshd: Sshd) -> None:
     dead = free_port("127.0.0.1")
     hostvars = ansible.host_vars(
         ic_sshd, bakery_paramiko_instance_connect=True, bakery_paramiko_instance_id=INSTANCE,

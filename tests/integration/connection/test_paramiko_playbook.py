@@ -6,8 +6,13 @@ import hashlib
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import pytest
-from _paramiko_sshd import OTHER_USER, PASSWORD
+from _paramiko_sshd import OTHER_USER, PASSWORD, Sshd
+
+if TYPE_CHECKING:  # pytest imports conftest itself; the names are only for the checker
+    from conftest import Ansible
 
 pytestmark = pytest.mark.sshd
 
@@ -15,7 +20,7 @@ NAME = "dir with space/fïlé ünïcode.bin"
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "no-pipelining"])
-def test_everyday_tasks(ansible, sshd, tmp_path: Path, pipelining: bool) -> None:
+def test_everyday_tasks(ansible: Ansible, sshd: Sshd, tmp_path: Path, pipelining: bool) -> None:
     payload = os.urandom(300_000) + bytes(range(256)) * 64  # every byte value, not valid UTF-8
     source = tmp_path / "src" / NAME
     source.parent.mkdir(parents=True)
@@ -60,7 +65,7 @@ def test_everyday_tasks(ansible, sshd, tmp_path: Path, pipelining: bool) -> None
     assert hashlib.sha256(copy.read_bytes()).digest() == hashlib.sha256(payload).digest()
 
 
-def test_large_copy_and_two_full_streams(ansible, sshd, tmp_path: Path) -> None:
+def test_large_copy_and_two_full_streams(ansible: Ansible, sshd: Sshd, tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(50 * 1024 * 1024))
     digest = hashlib.sha1(big.read_bytes()).hexdigest()
@@ -82,13 +87,13 @@ def test_large_copy_and_two_full_streams(ansible, sshd, tmp_path: Path) -> None:
     ansible.play(tasks, ansible.host_vars(sshd), check=True)
 
 
-def test_session_reused_for_a_whole_play(ansible, sshd) -> None:
+def test_session_reused_for_a_whole_play(ansible: Ansible, sshd: Sshd) -> None:
     tasks = [{"command": f"echo {i}"} for i in range(30)]
     ansible.play(tasks, ansible.host_vars(sshd), check=True)
     assert sshd.accepted() == 1, sshd.log.read_text()
 
 
-def test_reset_connection_and_wait_for_connection(ansible, sshd) -> None:
+def test_reset_connection_and_wait_for_connection(ansible: Ansible, sshd: Sshd) -> None:
     tasks = [
         {"wait_for_connection": {"timeout": 30}},
         {"command": "true"},
@@ -100,14 +105,14 @@ def test_reset_connection_and_wait_for_connection(ansible, sshd) -> None:
     assert sshd.accepted() == 2, sshd.log.read_text()
 
 
-def test_become_password_wrong(ansible, sshd) -> None:
+def test_become_password_wrong(ansible: Ansible, sshd: Sshd) -> None:
     tasks = [{"command": "id -un", "become": True, "become_user": OTHER_USER}]
     run = ansible.play(tasks, ansible.host_vars(sshd, ansible_become_password="not-the-password"))
     assert run.rc != 0
     assert "incorrect sudo password" in run.out
 
 
-def test_become_prompt_timeout(ansible, sshd) -> None:
+def test_become_prompt_timeout(ansible: Ansible, sshd: Sshd) -> None:
     slow = "/tmp/bakery-slow-sudo"
     setup = [{"copy": {"dest": slow, "mode": "0755", "content": "#!/bin/sh\nsleep 8\nexec sudo \"$@\"\n"}}]
     ansible.play(setup, ansible.host_vars(sshd), name="setup", check=True)

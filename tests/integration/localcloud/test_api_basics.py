@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 
-from localcloud.control import ControlError
+from localcloud.control import ControlClient, ControlError
 from localcloud.testing import RunningCloud
 
 REGIONS = ["us-east-1", "eu-west-1"]
@@ -30,7 +31,7 @@ def test_sts_answers_the_account(cloud: RunningCloud) -> None:
     assert cloud.client("sts").get_caller_identity()["Account"].isdigit()
 
 
-def _error_code(call, **kwargs) -> str:  # type: ignore[no-untyped-def]
+def _error_code(call: Callable[..., object], **kwargs: object) -> str:
     from botocore.exceptions import ClientError
 
     with pytest.raises(ClientError) as caught:
@@ -67,7 +68,7 @@ def test_request_log_counts_calls_with_outcome(cloud: RunningCloud) -> None:
     assert cloud.count(action="DescribeImages", outcome="error", since=mark) == 1
 
 
-def test_control_endpoint_validates_and_reports_settings(cloud: RunningCloud, localcloud_settings) -> None:  # type: ignore[no-untyped-def]
+def test_control_endpoint_validates_and_reports_settings(cloud: RunningCloud, localcloud_settings: ControlClient) -> None:
     with pytest.raises(ControlError, match="throttle_rate"):
         localcloud_settings.update_settings({"faults": {"throttle_rate": 3}})
     with pytest.raises(ControlError, match="unknown setting"):

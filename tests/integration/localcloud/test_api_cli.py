@@ -15,7 +15,6 @@ import boto3
 import pytest
 
 from localcloud import cli
-
 from localcloud.testing import SSH_PORT, launch, local_cloud, new_ed25519, ssh
 
 REPO = Path(__file__).resolve().parents[3]

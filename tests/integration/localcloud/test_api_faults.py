@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from localcloud.testing import RunningCloud
-
-from localcloud.testing import SSH_PORT, launch, wait_until, waiter
+from localcloud.testing import SSH_PORT, RunningCloud, launch, wait_until, waiter
 
 
 def _code(error: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:

@@ -2,6 +2,7 @@
 """The whole lifecycle through boto3 and real SSH: launch, customise, image, copy, free."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import textwrap
@@ -11,26 +12,22 @@ from typing import Any
 
 import paramiko
 
-from localcloud.testing import RunningCloud
-
-from localcloud.testing import SSH_PORT, launch, new_ed25519, rsa_from_pem, ssh, ssh_refused, wait_until, waiter
+from localcloud.testing import SSH_PORT, RunningCloud, launch, new_ed25519, rsa_from_pem, ssh, ssh_refused, wait_until, waiter
 
 
 def _disk_usage(path: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_blocks * 512
-            except OSError:
-                pass
     return total
 
 
 def _snapshot_of(ec2: Any, image_id: str) -> dict[str, Any]:
     image = ec2.describe_images(ImageIds=[image_id])["Images"][0]
     snapshot_id = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
-    return ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]  # type: ignore[no-any-return]
+    return ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
 
 
 def _image(ec2: Any, instance_id: str, name: str, **kwargs: Any) -> str:

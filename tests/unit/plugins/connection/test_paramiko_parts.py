@@ -53,11 +53,18 @@ def test_private_dir(tmp_path: Path) -> None:
 def test_frames_round_trip_large_payloads() -> None:
     left, right = socket.socketpair()
     payload = os.urandom(3 * 1024 * 1024)
-    sender = threading.Thread(target=lambda: (send_frame(left, STDOUT, payload), send_json(left, RESULT, {"rc": 3}),
-                                              left.close()))
+
+    def send() -> None:
+        send_frame(left, STDOUT, payload)
+        send_json(left, RESULT, {"rc": 3})
+        left.close()
+
+    sender = threading.Thread(target=send)
     sender.start()
     assert recv_frame(right) == (STDOUT, payload)
-    kind, data = recv_frame(right)
+    frame = recv_frame(right)
+    assert frame is not None
+    kind, data = frame
     assert kind == RESULT and decode_json(data) == {"rc": 3}
     assert recv_frame(right) is None
     sender.join()
@@ -66,7 +73,7 @@ def test_frames_round_trip_large_payloads() -> None:
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDw2jvXN6jB3d5bWTGj0pB0Q2Xn7aWwE0mH1d6cQ2Wq9"
 
 
-def test_instance_connect_request() -> None:
+def test_instance_connect_request(monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
     client = boto3.client("ec2-instance-connect", region_name="eu-west-1", aws_access_key_id="a",
@@ -75,8 +82,6 @@ def test_instance_connect_request() -> None:
     stubber.add_response("send_ssh_public_key", {"RequestId": "r", "Success": True},
                          {"InstanceId": "i-0123456789abcdef0", "InstanceOSUser": "admin",
                           "SSHPublicKey": PUBLIC_KEY})
-    real_session = boto3.session.Session
-
     class _Session:
         def __init__(self, **kwargs: object) -> None:
             assert kwargs["profile_name"] == "bake"
@@ -85,15 +90,12 @@ def test_instance_connect_request() -> None:
             assert (service, region_name, endpoint_url) == ("ec2-instance-connect", "eu-west-1", "http://127.0.0.1:5000")
             return client
 
-    boto3.session.Session = _Session
-    try:
-        with stubber:
-            _ssh_instance_connect.push_public_key(
-                {"instance_id": "i-0123456789abcdef0", "region": "eu-west-1", "endpoint_url": "http://127.0.0.1:5000",
-                 "profile": "bake"}, "admin", PUBLIC_KEY)
-            stubber.assert_no_pending_responses()
-    finally:
-        boto3.session.Session = real_session
+    monkeypatch.setattr(boto3.session, "Session", _Session)
+    with stubber:
+        _ssh_instance_connect.push_public_key(
+            {"instance_id": "i-0123456789abcdef0", "region": "eu-west-1", "endpoint_url": "http://127.0.0.1:5000",
+             "profile": "bake"}, "admin", PUBLIC_KEY)
+        stubber.assert_no_pending_responses()
 
 
 def test_plugin_declares_its_interface() -> None:
