@@ -27,7 +27,7 @@ from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions imp
     describe_launch_permissions,
     permission_changes,
 )
-from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message, error_code
+from ansible_collections.bakery.ami.plugins.module_utils._retry import AWS_ERRORS, aws_error_message, is_aws_error_code
 from ansible_collections.bakery.ami.plugins.module_utils._tags import tag_changes, tags_to_dict
 from ansible_collections.bakery.ami.plugins.module_utils._waiter import COPY_AVAILABLE, WaitError, Waiter
 
@@ -69,7 +69,7 @@ def kms_key_problem(kms: Any, key_id: str) -> Optional[str]:
     """Why KMS (DescribeKey, in the client's region) says `key_id` cannot encrypt a copy there, or None."""
     try:
         meta = kms.describe_key(KeyId=key_id, aws_retry=True)["KeyMetadata"]
-    except Exception as e:  # botocore errors: mostly NotFoundException for a key of another region
+    except AWS_ERRORS as e:  # mostly NotFoundException, for a key of another region
         return aws_error_message(e)
     if meta.get("KeyState") != "Enabled" or meta.get("KeyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT":
         return f"it is {meta.get('KeyState')} with usage {meta.get('KeyUsage')}"
@@ -124,9 +124,7 @@ class CopyEngine:
         """
         try:
             return self.copy(plan), None
-        except Exception as e:  # botocore ClientError
-            if error_code(e) != "InvalidAMIName.Duplicate":
-                raise
+        except is_aws_error_code("InvalidAMIName.Duplicate"):
             images = find_own_images(self.clients[plan.region], {"name": [plan.name]})
             holder = next((i for i in images if i.get("State") != "deregistered"), None)
             if holder is None or tags_to_dict(holder.get("Tags")).get(COPY_SOURCE_TAG) != self.source_value:
@@ -163,7 +161,7 @@ class CopyEngine:
                 outcome.image = {"ImageId": image_id, "State": "pending"}
         except DeadCopy as e:
             outcome.error = str(e)
-        except Exception as e:  # botocore errors; reported per region
+        except AWS_ERRORS as e:  # reported per region
             outcome.error = aws_error_message(e)
         return outcome
 
@@ -266,7 +264,7 @@ class CopyEngine:
             outcome.changed |= self.ensure_deprecation(client, outcome.image, check_mode=False)
         except WaitError as e:
             outcome.error = str(e)
-        except Exception as e:  # botocore errors; reported per region
+        except AWS_ERRORS as e:  # reported per region
             outcome.error = aws_error_message(e)
         return outcome
 
@@ -299,12 +297,10 @@ class CopyEngine:
         try:
             try:
                 image = self.describe(outcome.region, image_id)
-            except Exception as e:  # botocore errors
-                if error_code(e) not in IMAGE_NOT_FOUND:
-                    raise
+            except is_aws_error_code(*IMAGE_NOT_FOUND):
                 image = outcome.image
             deregister_image(client, image, delete_snapshots=True)
-        except Exception as e:  # botocore errors
+        except AWS_ERRORS as e:
             return aws_error_message(e)
         return None
 

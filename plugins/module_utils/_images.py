@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Optional
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import boto3_resource_to_ansible_dict
 
 from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions import describe_launch_permissions
-from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY, error_code
+from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY, is_aws_error_code
 from ansible_collections.bakery.ami.plugins.module_utils._tags import tags_to_dict
 
 # EC2's rule for image names: 3-128 of letters, digits, ( ) [ ] space . / - ' @ _
@@ -36,10 +36,8 @@ def describe_image(client: Any, image_id: str) -> Optional[dict[str, Any]]:
     """The image `image_id` (any owner, including deregistered-but-visible states), or None."""
     try:
         images = client.describe_images(ImageIds=[image_id], aws_retry=True)["Images"]
-    except Exception as e:  # botocore ClientError
-        if error_code(e) in IMAGE_NOT_FOUND:
-            return None
-        raise
+    except is_aws_error_code(*IMAGE_NOT_FOUND):
+        return None
     return images[0] if images else None
 
 
@@ -131,11 +129,10 @@ def delete_snapshot(client: Any, snapshot_id: str, attempts: int = 6, sleep: Opt
         try:
             client.delete_snapshot(SnapshotId=snapshot_id, aws_retry=True)
             return True
-        except Exception as e:  # botocore ClientError
-            code = error_code(e)
-            if code == "InvalidSnapshot.NotFound":
-                return False
-            if code != "InvalidSnapshot.InUse" or attempt == attempts - 1:
+        except is_aws_error_code("InvalidSnapshot.NotFound"):
+            return False
+        except is_aws_error_code("InvalidSnapshot.InUse"):
+            if attempt == attempts - 1:
                 raise
             (sleep or time.sleep)(min(2 ** attempt, 10))
     return False
@@ -158,9 +155,8 @@ def deregister_image(
     snaps = snapshot_ids(image)
     try:
         client.deregister_image(ImageId=image_id, aws_retry=True)
-    except Exception as e:  # botocore ClientError
-        if error_code(e) not in IMAGE_NOT_FOUND:
-            raise
+    except is_aws_error_code(*IMAGE_NOT_FOUND):
+        pass  # already gone
     deleted: list[str] = []
     kept: list[str] = []
     if not delete_snapshots:

@@ -265,6 +265,7 @@ from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions imp
     wanted_permissions,
 )
 from ansible_collections.bakery.ami.plugins.module_utils._regions import unknown_regions
+from ansible_collections.bakery.ami.plugins.module_utils._retry import AWS_ERRORS
 from ansible_collections.bakery.ami.plugins.module_utils._tags import tags_to_dict
 
 
@@ -391,7 +392,7 @@ class AmiCopy:
             self.check_kms_keys(plans)
         except BadInput as e:
             self.module.fail_json(msg=str(e))
-        except Exception as e:  # botocore errors while reading the source image or the target regions
+        except AWS_ERRORS as e:  # while reading the source image or the target regions
             self.module.fail_json_aws(e, msg=f"Could not prepare the copy of {self.params['source_image_id']} from {source_region}")
         engine = CopyEngine(
             # Clients are made here, one per region, because making them is not thread-safe.

@@ -267,11 +267,6 @@ deleted_snapshots:
 import time
 from typing import Any, Optional
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:
-    pass  # AnsibleAWSModule reports a missing botocore itself
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.bakery.ami.plugins.module_utils._client import aws_client
@@ -296,7 +291,7 @@ from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions imp
     wanted_permissions,
 )
 from ansible_collections.bakery.ami.plugins.module_utils._regions import unknown_regions
-from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY, aws_error_message, error_code
+from ansible_collections.bakery.ami.plugins.module_utils._retry import AWS_ERRORS, RETRY, aws_error_message, is_aws_error_code
 from ansible_collections.bakery.ami.plugins.module_utils._snapshots import (
     apply_snapshot_tags,
     apply_volume_permissions,
@@ -463,10 +458,9 @@ class ImageCreator:
         instance_id = self.params["instance_id"]
         try:
             reservations = self.client.describe_instances(InstanceIds=[instance_id], aws_retry=True)["Reservations"]
-        except ClientError as e:
-            if error_code(e) in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
-                self.fail(f"Instance {instance_id!r} not found in {self.region}: give the id of an existing instance to image.")
-            raise
+        except is_aws_error_code("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
+            self.fail(f"Instance {instance_id!r} not found in {self.region}: give the id of an existing instance to image.")
+            raise  # not reached
         instances = [i for r in reservations for i in r.get("Instances", [])]
         if not instances:
             self.fail(f"Instance {instance_id!r} not found in {self.region}: give the id of an existing instance to image.")
@@ -512,9 +506,8 @@ class ImageCreator:
 
         try:
             return create_once(), None, attempts
-        except ClientError as e:
-            if error_code(e) != "InvalidAMIName.Duplicate":
-                raise
+        except is_aws_error_code("InvalidAMIName.Duplicate"):
+            pass  # the image holding the name is looked up below
         image = find_own_image_by_name(self.client, self.name)
         if image is None:
             raise RuntimeError(
@@ -725,9 +718,7 @@ class ImageCreator:
         """Creates the image, or reuses the one that holds its name, as CreateImage answers."""
         try:
             image_id, holder, attempts = self.attempt_create()
-        except ClientError as e:
-            if error_code(e) not in INSTANCE_PROBLEM_CODES:
-                raise
+        except is_aws_error_code(*INSTANCE_PROBLEM_CODES):
             # An existing image of that name is returned whatever the instance's state.
             holder = find_own_image_by_name(self.client, self.name)
             if holder is not None:
@@ -745,11 +736,9 @@ class ImageCreator:
     def describe_pending(self, image_id: str) -> Optional[dict[str, Any]]:
         try:
             return self.describe(image_id)
-        except ClientError as e:
+        except is_aws_error_code(*IMAGE_NOT_FOUND):
             # Just created and not visible yet: report the id alone.
-            if error_code(e) in IMAGE_NOT_FOUND:
-                return None
-            raise
+            return None
 
     def predicted(self, before: dict[str, Any]) -> dict[str, Any]:
         """In check mode, the existing image's state once converged."""
@@ -787,7 +776,7 @@ def main() -> None:
     creator = ImageCreator(module)
     try:
         module.exit_json(**creator.run())
-    except (BotoCoreError, ClientError) as e:
+    except AWS_ERRORS as e:
         module.fail_json(msg=f"Could not create or update the AMI {creator.name!r} in {creator.region}: {aws_error_message(e).rstrip('.')}.")
     except RuntimeError as e:
         module.fail_json(msg=f"{e}.")

@@ -154,11 +154,6 @@ import datetime
 import re
 from typing import Any, Optional
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:
-    pass  # AnsibleAWSModule reports a missing botocore itself
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.bakery.ami.plugins.module_utils._client import aws_client
@@ -170,7 +165,7 @@ from ansible_collections.bakery.ami.plugins.module_utils._images import (
     snapshot_used_elsewhere,
 )
 from ansible_collections.bakery.ami.plugins.module_utils._regions import unknown_regions
-from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY, aws_error_message
+from ansible_collections.bakery.ami.plugins.module_utils._retry import AWS_ERRORS, RETRY, aws_error_message
 from ansible_collections.bakery.ami.plugins.module_utils._tags import tags_to_dict
 
 IN_USE_STATES = ["pending", "running", "stopping", "stopped"]
@@ -367,7 +362,7 @@ def main() -> None:
     pruner = ImagePruner(module)
     try:
         module.exit_json(**pruner.run())
-    except (BotoCoreError, ClientError) as e:
+    except AWS_ERRORS as e:
         module.fail_json(
             msg=f"Could not deregister images in {pruner.current_region}: {aws_error_message(e).rstrip('.')}.",
             changed=any(pruner.deregistered.values()),
