@@ -21,17 +21,21 @@ except ImportError:  # reported by the module before any use
 
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import ansible_dict_to_boto3_filter_list
 
+from ansible_collections.bakery.ami.plugins.module_utils._bake_tags import BAKE_ID_TAG, temporary_name
 from ansible_collections.bakery.ami.plugins.module_utils._console_keys import host_keys_from_console
 from ansible_collections.bakery.ami.plugins.module_utils._images import IMAGE_NOT_FOUND
-from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message, error_code
+from ansible_collections.bakery.ami.plugins.module_utils._retry import AWS_ERRORS, aws_error_message, is_aws_error_code
 from ansible_collections.bakery.ami.plugins.module_utils._tags import tag_specifications
-from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitError, Waiter
+from ansible_collections.bakery.ami.plugins.module_utils._waiter import (
+    HOST_KEYS,
+    INSTANCE_RUNNING,
+    INSTANCE_STOPPED,
+    WaitError,
+    Waiter,
+    WaitSettings,
+)
 
 INSTANCE_NOT_FOUND = frozenset(("InvalidInstanceID.NotFound",))
-# An instance is never running this soon after RunInstances, nor stopped after StopInstances:
-# an earlier poll would only spend a call.
-FIRST_INSTANCE_POLL = 3.0
-INSTANCE_POLL = 2.5
 
 
 def pause(seconds: float) -> None:
@@ -64,14 +68,14 @@ class LaunchSettings:
 
     @property
     def resource_name(self) -> str:
-        return f"bakery-{self.bake_id}"
+        return temporary_name(self.bake_id)
 
 
 def image_id_from_parameter(ssm: Any, name: str) -> str:
     """The image id an SSM parameter holds (AWS publishes its current images this way)."""
     try:
         return str(ssm.get_parameter(Name=name, aws_retry=True)["Parameter"]["Value"])
-    except Exception as e:  # botocore's ClientError
+    except AWS_ERRORS as e:
         raise StepError("source lookup", f"GetParameter {name} failed: {aws_error_message(e)}; nothing was created") from e
 
 
@@ -87,10 +91,10 @@ def source_image(
             if owners:
                 request["Owners"] = owners
             images = client.describe_images(aws_retry=True, **request)["Images"]
-    except Exception as e:  # botocore's ClientError
-        if error_code(e) not in IMAGE_NOT_FOUND:
-            raise StepError("source lookup", f"DescribeImages failed: {aws_error_message(e)}") from e
+    except is_aws_error_code(*IMAGE_NOT_FOUND):
         images = []
+    except AWS_ERRORS as e:
+        raise StepError("source lookup", f"DescribeImages failed: {aws_error_message(e)}") from e
     available = [i for i in images if i.get("State") == "available"]
     if not available:
         what = image_id or str(filters)
@@ -139,7 +143,7 @@ def import_key_pair(client: Any, name: str, public_line: str, tags: dict[str, st
             TagSpecifications=tag_specifications([("key-pair", tags)]),
             aws_retry=True,
         )
-    except Exception as e:  # botocore's ClientError
+    except AWS_ERRORS as e:
         raise StepError("key pair", f"ImportKeyPair {name} failed: {aws_error_message(e)}") from e
 
 
@@ -158,7 +162,7 @@ def create_security_group(client: Any, settings: LaunchSettings) -> str:
         if vpc_id:
             request["VpcId"] = vpc_id
         group_id = str(client.create_security_group(aws_retry=True, **request)["GroupId"])
-    except Exception as e:  # botocore's ClientError
+    except AWS_ERRORS as e:
         raise StepError("security group", f"CreateSecurityGroup {name} failed: {aws_error_message(e)}") from e
     try:
         client.authorize_security_group_ingress(
@@ -169,7 +173,7 @@ def create_security_group(client: Any, settings: LaunchSettings) -> str:
             }],
             aws_retry=True,
         )
-    except Exception as e:  # botocore's ClientError
+    except AWS_ERRORS as e:
         raise StepError("security group", f"AuthorizeSecurityGroupIngress on {group_id} failed: {aws_error_message(e)}") from e
     return group_id
 
@@ -229,7 +233,7 @@ def run_instance(client: Any, request: dict[str, Any]) -> dict[str, Any]:
     market = "on the spot market " if "InstanceMarketOptions" in request else ""
     try:
         return dict(client.run_instances(aws_retry=True, **request)["Instances"][0])
-    except Exception as e:  # botocore's ClientError
+    except AWS_ERRORS as e:
         raise StepError("launch", f"RunInstances {market}failed: {aws_error_message(e)}") from e
 
 
@@ -245,6 +249,7 @@ def wait_for_state(
     wanted: str,
     passing: frozenset[str],
     timeout: float,
+    settings: WaitSettings,
     sleep: Callable[[float], None] = pause,
 ) -> dict[str, Any]:
     """Polls the instance until it is `wanted`; a state outside `passing` ends the wait."""
@@ -263,12 +268,7 @@ def wait_for_state(
         timeout=timeout,
         failed=failed,
         missing_codes=INSTANCE_NOT_FOUND,
-        first_delay=FIRST_INSTANCE_POLL,
-        delay=INSTANCE_POLL,
-        max_delay=INSTANCE_POLL * 2,
-        backoff=1.2,
-        # one builder's waits: a little jitter is enough to keep many bakes apart
-        jitter=0.2,
+        settings=settings,
         sleep=sleep,
     )
     return waiter.wait()
@@ -276,7 +276,7 @@ def wait_for_state(
 
 def wait_running(client: Any, instance_id: str, timeout: float, sleep: Callable[[float], None] = pause) -> dict[str, Any]:
     try:
-        return wait_for_state(client, instance_id, "running", frozenset(("pending", "")), timeout, sleep)
+        return wait_for_state(client, instance_id, "running", frozenset(("pending", "")), timeout, INSTANCE_RUNNING, sleep)
     except WaitError as e:
         raise StepError("launch", f"Instance {instance_id}: {e}") from e
 
@@ -290,9 +290,7 @@ def read_host_keys(client: Any, instance_id: str, timeout: float, sleep: Callabl
         what=f"the SSH host keys on the console of {instance_id}",
         timeout=timeout,
         missing_codes=INSTANCE_NOT_FOUND,
-        delay=2.0,
-        max_delay=10.0,
-        backoff=1.5,
+        settings=HOST_KEYS,
         sleep=sleep,
     )
     try:
@@ -309,13 +307,83 @@ def stop(client: Any, instance_id: str, timeout: float, sleep: Callable[[float],
     """Stops the instance and waits until it is stopped; True when it was not stopped already."""
     try:
         changes = client.stop_instances(InstanceIds=[instance_id], aws_retry=True)["StoppingInstances"]
-    except Exception as e:  # botocore's ClientError
+    except AWS_ERRORS as e:
         raise StepError("stop", f"StopInstances {instance_id} failed: {aws_error_message(e)}") from e
     changed = any(change["PreviousState"]["Name"] != "stopped" for change in changes)
     if all(change["CurrentState"]["Name"] == "stopped" for change in changes):
         return changed
     try:
-        wait_for_state(client, instance_id, "stopped", frozenset(("stopping", "running", "pending")), timeout, sleep)
+        wait_for_state(client, instance_id, "stopped", frozenset(("stopping", "running", "pending")), timeout, INSTANCE_STOPPED, sleep)
     except WaitError as e:
         raise StepError("stop", f"Instance {instance_id}: {e}") from e
     return changed
+
+
+@dataclass
+class ExistingBuilder:
+    """The bake's builder from an earlier run, complete: running, with its key pair and group."""
+
+    instance: dict[str, Any]
+    key_name: str
+    group_id: str
+    private_key_file: str
+    public_line: str
+
+
+def bake_builders(client: Any, bake_id: str, states: tuple[str, ...]) -> list[dict[str, Any]]:
+    reservations = client.describe_instances(
+        Filters=[{"Name": f"tag:{BAKE_ID_TAG}", "Values": [bake_id]}, {"Name": "instance-state-name", "Values": list(states)}],
+        aws_retry=True,
+    )["Reservations"]
+    return [i for r in reservations for i in r["Instances"]]
+
+
+def _public_key(client: Any, key_name: str) -> Optional[str]:
+    """The public key EC2 holds for `key_name` ('' when it does not say), None when there is no such pair."""
+    try:
+        pairs = client.describe_key_pairs(KeyNames=[key_name], IncludePublicKey=True, aws_retry=True)["KeyPairs"]
+    except is_aws_error_code("InvalidKeyPair.NotFound"):
+        return None
+    return str(pairs[0].get("PublicKey") or "") if pairs else None
+
+
+def existing_builder(client: Any, bake_id: str, states: tuple[str, ...], key_dir: str) -> Optional[ExistingBuilder]:
+    """The builder an earlier run of the same bake launched, or None when there is none.
+
+    One that cannot be used again (stopped, incomplete, or its private key not in `key_dir`) is a
+    StepError: launching a second builder for the bake would leave two, and EC2 refuses the
+    bake's key pair and group names a second time anyway.
+    """
+    builders = bake_builders(client, bake_id, states)
+    if not builders:
+        return None
+    again = "remove it with state=absent or use another bake_id"
+    if len(builders) > 1:
+        ids = ", ".join(sorted(b["InstanceId"] for b in builders))
+        raise StepError("launch", f"Bake {bake_id} already has {len(builders)} builders ({ids}); {again}")
+    instance = builders[0]
+    instance_id = instance["InstanceId"]
+    state = instance.get("State", {}).get("Name", "")
+    if state not in ("pending", "running"):
+        raise StepError("launch", f"Bake {bake_id} already has builder {instance_id} and it is {state}; {again}")
+    name = temporary_name(bake_id)
+    groups = [g["GroupId"] for g in instance.get("SecurityGroups", []) if g.get("GroupName") == name]
+    ec2_public = _public_key(client, name) if instance.get("KeyName") == name else None
+    if not groups or ec2_public is None:
+        raise StepError(
+            "launch",
+            f"Bake {bake_id} already has builder {instance_id} without its key pair or security group {name}; {again}",
+        )
+    private_file = os.path.join(key_dir, "id_ed25519") if key_dir else ""
+    public_line = ""
+    if private_file and os.path.exists(private_file) and os.path.exists(f"{private_file}.pub"):
+        with open(f"{private_file}.pub", encoding="utf-8") as handle:
+            public_line = handle.read().strip()
+    if not public_line or (ec2_public and ec2_public.split()[:2] != public_line.split()[:2]):
+        where = f"in key_dir {key_dir}" if key_dir else "known (no key_dir given)"
+        raise StepError(
+            "key pair",
+            f"Bake {bake_id} already has builder {instance_id}, but the private key of its key pair {name} is not"
+            f" {where}; give the key_dir of the run that launched it, or {again}",
+        )
+    return ExistingBuilder(instance, name, groups[0], private_file, public_line)

@@ -17,8 +17,21 @@ description:
     only, runs the instance with IMDSv2 required, waits until it runs and reads its SSH host keys from
     the console output. Everything it creates is tagged with O(bake_id) and C(bakery:temporary) in the create call.
   - O(state=stopped) stops O(instance_ids) and waits until they are stopped.
-  - O(state=absent) terminates instances, deletes key pairs and security groups and removes O(key_dir).
-    It acts on the ids given and, with O(find=true), on everything tagged with O(bake_id). Safe to run twice.
+  - A second O(state=present) of the same O(bake_id) that finds the bake's builder running, with its key pair,
+    its security group and its private key in O(key_dir), returns that builder and reports no change instead of
+    launching another.
+  - O(state=absent) is the one remover of temporary resources, used by the M(bakery.ami.cleanup) role after a bake
+    and by the sweep playbook after killed ones. It cancels spot requests, terminates instances, deletes key pairs,
+    security groups, IAM instance profiles and roles, and removes O(key_dir). It acts on the ids and names given and,
+    with O(find=true), on what it finds. Safe to run twice.
+  - With O(find=true) and no O(older_than_minutes), it finds everything tagged with O(bake_id). With
+    O(older_than_minutes), it finds everything tagged C(bakery:temporary=true) (and, with O(bake_id), of that bake)
+    made more than that many minutes ago; instances by their launch time, spot requests and key pairs by their
+    creation time, security groups by their C(bakery:created-at) tag (a group without one is kept), roles and
+    instance profiles by their creation date.
+  - IAM lists roles and instance profiles without their tags, so only those named C(bakery-*), the names a bake
+    gives its temporary resources, have their tags read. When the credentials may not list IAM roles, the search
+    for them is skipped with a warning.
   - When O(state=present) fails, the result's C(bake_step) names the step (C(source lookup), C(key pair),
     C(security group), C(launch) or C(host keys)). What was created stays, tagged, for O(state=absent)
     with O(find=true); the key directory is removed at once.
@@ -31,9 +44,11 @@ options:
     choices: [present, stopped, absent]
     default: present
   bake_id:
-    description: The bake the resources belong to; names them and is their C(bakery:bake-id) tag.
+    description:
+      - The bake the resources belong to; names them and is their C(bakery:bake-id) tag.
+      - Required with O(state=present) and O(state=stopped). With O(state=absent) and O(find=true), it or
+        O(older_than_minutes) is required.
     type: str
-    required: true
   tags:
     description:
       - More tags for every resource O(state=present) creates. The bake tags are always added.
@@ -156,14 +171,35 @@ options:
     type: list
     elements: str
     default: []
+  instance_profile_names:
+    description: With O(state=absent), IAM instance profiles to delete (their roles are taken out of them first).
+    type: list
+    elements: str
+    default: []
+  role_names:
+    description:
+      - With O(state=absent), IAM roles to delete. They are taken out of their instance profiles, their managed
+        policies are detached and their inline policies deleted first.
+    type: list
+    elements: str
+    default: []
   find:
-    description: With O(state=absent), also remove every instance, security group and key pair tagged with O(bake_id).
+    description:
+      - With O(state=absent), also remove what is found by O(bake_id) or by O(older_than_minutes) (see above).
+      - With neither of them the module fails rather than remove every bake's temporary resources.
     type: bool
     default: true
+  older_than_minutes:
+    description:
+      - With O(state=absent) and O(find=true), find the resources tagged C(bakery:temporary=true) made more than this
+        many minutes ago (with O(bake_id), of that bake only), as a sweep after killed bakes does.
+      - V(0) sets no age limit; O(bake_id) then selects.
+    type: int
+    default: 0
   spot_requests:
-    description: With O(state=absent) and O(find=true), also cancel the bake's open spot requests.
+    description: With O(state=absent) and O(find=true), also cancel the open and active spot requests found.
     type: bool
-    default: false
+    default: true
   wait:
     description:
       - With O(state=absent), delete the security groups once EC2 lets them go (an instance holds its groups until it
@@ -176,7 +212,21 @@ options:
     description: How long each wait may take, in seconds.
     type: int
     default: 600
+attributes:
+  check_mode:
+    support: full
+    details:
+      - With O(state=present), looks the source image and an existing builder of the bake up, and launches nothing.
+      - With O(state=absent), finds what would be removed and reports it in the same keys, and removes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details:
+      - A second O(state=present) returns the builder the first one launched (with the same O(key_dir)).
+      - A second O(state=stopped) or O(state=absent) finds nothing left to do.
 extends_documentation_fragment:
+  - bakery.ami._attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -204,6 +254,13 @@ EXAMPLES = r"""
     bake_id: web-20270101
     key_dir: "{{ builder.key_dir }}"
     region: eu-west-1
+
+- name: Sweep what bakes killed more than an hour ago left behind
+  bakery.ami.builder_resources:
+    state: absent
+    older_than_minutes: 60
+    region: eu-west-1
+  register: swept
 """
 
 RETURN = r"""
@@ -218,44 +275,46 @@ source_image:
   type: dict
 instance_id:
   description: The builder instance.
-  returned: state=present and not check mode
+  returned: state=present, unless in check mode with no builder yet
   type: str
   sample: i-0123456789abcdef0
 address:
   description: The builder's address chosen by O(address).
-  returned: state=present and not check mode
+  returned: state=present, unless in check mode with no builder yet
   type: str
 security_group_id:
   description: The security group made for the builder.
-  returned: state=present and not check mode
+  returned: state=present, unless in check mode with no builder yet
   type: str
 key_name:
   description: The key pair imported for the builder.
-  returned: state=present and not check mode
+  returned: state=present, unless in check mode with no builder yet
   type: str
 key_dir:
   description: The private directory holding the key.
-  returned: state=present and not check mode
+  returned: state=present, unless in check mode with no builder yet
   type: str
 private_key_file:
   description: The private key file (mode 0600).
-  returned: state=present and not check mode
+  returned: state=present, unless in check mode with no builder yet
   type: str
 public_key:
   description: The public key line.
-  returned: state=present and not check mode
+  returned: state=present, unless in check mode with no builder yet
   type: str
 host_keys:
-  description: The builder's SSH host keys from its console output, C(type base64) each.
-  returned: state=present, not check mode and O(wait_host_keys=true)
+  description:
+    - The builder's SSH host keys from its console output, C(type base64) each.
+    - Empty with O(wait_host_keys=false).
+  returned: state=present, unless in check mode with no builder yet
   type: list
   elements: str
 spot_request_id:
   description: The spot request of a spot builder.
-  returned: state=present with O(spot=true), not check mode
+  returned: state=present with a spot builder, unless in check mode with no builder yet
   type: str
 terminated:
-  description: Instances this run terminated.
+  description: Instances this run terminated (in check mode, would terminate).
   returned: state=absent
   type: list
   elements: str
@@ -274,24 +333,40 @@ cancelled_spot_requests:
   returned: state=absent
   type: list
   elements: str
+deleted_instance_profiles:
+  description: IAM instance profiles deleted.
+  returned: state=absent
+  type: list
+  elements: str
+deleted_roles:
+  description: IAM roles deleted.
+  returned: state=absent
+  type: list
+  elements: str
+removed_key_dir:
+  description: Whether O(key_dir) existed and was removed.
+  returned: state=absent
+  type: bool
 """
 
 import ipaddress
 import shutil
-from typing import Any
-
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:  # AnsibleAWSModule reports a missing botocore itself
-    BotoCoreError = ClientError = Exception
+from datetime import datetime, timezone
+from typing import Any, Optional
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.bakery.ami.plugins.module_utils import _builder_find as find
 from ansible_collections.bakery.ami.plugins.module_utils import _builder_launch as launch
 from ansible_collections.bakery.ami.plugins.module_utils._bake_tags import bake_tags
-from ansible_collections.bakery.ami.plugins.module_utils._builder_release import Release, find_tagged, remove
+from ansible_collections.bakery.ami.plugins.module_utils._builder_release import (
+    Release,
+    find_selected,
+    find_selected_iam,
+    remove,
+)
 from ansible_collections.bakery.ami.plugins.module_utils._client import aws_client
-from ansible_collections.bakery.ami.plugins.module_utils._retry import aws_error_message
+from ansible_collections.bakery.ami.plugins.module_utils._retry import AWS_ERRORS, aws_error_message
 
 
 def argument_spec() -> dict[str, Any]:
@@ -299,7 +374,7 @@ def argument_spec() -> dict[str, Any]:
     names = {"type": "list", "elements": "str", "default": []}
     return {
         "state": {"type": "str", "choices": ["present", "stopped", "absent"], "default": "present"},
-        "bake_id": {"type": "str", "required": True},
+        "bake_id": {"type": "str"},
         "tags": {"type": "dict", "default": {}},
         "source_image_id": text,
         "source_ssm_parameter": text,
@@ -329,11 +404,17 @@ def argument_spec() -> dict[str, Any]:
         "security_group_ids": names,
         # key pair names, not key material
         "key_names": {**names, "no_log": False},
+        "instance_profile_names": names,
+        "role_names": names,
         "find": {"type": "bool", "default": True},
-        "spot_requests": {"type": "bool", "default": False},
+        "older_than_minutes": {"type": "int", "default": 0},
+        "spot_requests": {"type": "bool", "default": True},
         "wait": {"type": "bool", "default": True},
         "wait_timeout": {"type": "int", "default": 600},
     }
+
+
+REQUIRED_IF = [("state", "present", ["bake_id"]), ("state", "stopped", ["bake_id"])]
 
 
 class Builder:
@@ -363,31 +444,73 @@ class Builder:
                 self.fail(f"ssh_cidr {params['ssh_cidr']!r} is not an address range such as 198.51.100.7/32")
         elif params["state"] == "stopped" and not params["instance_ids"]:
             self.fail("state=stopped needs instance_ids")
-        if params["wait_timeout"] < 0 or params["host_keys_timeout"] < 0:
-            self.fail("wait_timeout and host_keys_timeout must be 0 or more seconds")
+        elif params["state"] == "absent" and params["find"] and not params["bake_id"] and params["older_than_minutes"] <= 0:
+            self.fail("find=true with neither bake_id nor older_than_minutes would remove the temporary resources of"
+                      " every bake; give bake_id, older_than_minutes or both (or find=false to remove only what is named)")
+        if params["wait_timeout"] < 0 or params["host_keys_timeout"] < 0 or params["older_than_minutes"] < 0:
+            self.fail("wait_timeout, host_keys_timeout and older_than_minutes must be 0 or more")
 
     def settings(self, root_device_name: str) -> launch.LaunchSettings:
         p = self.params
+        # created-at dates the security group for a sweep (EC2 records no creation time for groups)
+        tags = {**p["tags"], **bake_tags(p["bake_id"], created_at=datetime.now(timezone.utc))}
         return launch.LaunchSettings(
-            bake_id=p["bake_id"], tags={**p["tags"], **bake_tags(p["bake_id"])}, instance_type=p["instance_type"],
+            bake_id=p["bake_id"], tags=tags, instance_type=p["instance_type"],
             ssh_cidr=p["ssh_cidr"], vpc_id=p["vpc_id"], subnet_id=p["subnet_id"],
             assign_public_ip=p["assign_public_ip"], instance_profile=p["instance_profile"], user_data=p["user_data"],
             spot=p["spot"], spot_max_price=p["spot_max_price"],
             volumes=launch.root_volume_mapping(root_device_name, p["root_volume"] or {}),
         )
 
-    def present(self) -> dict[str, Any]:
+    def source(self, image_id: str) -> dict[str, Any]:
         p = self.params
-        self.step = "source lookup"
-        image_id = p["source_image_id"]
-        if p["source_ssm_parameter"]:
+        filters = {} if image_id else p["source_filters"]
+        if not image_id and p["source_ssm_parameter"]:
             image_id = launch.image_id_from_parameter(aws_client(self.module, "ssm"), p["source_ssm_parameter"])
-        image = launch.source_image(self.client, self.region, image_id, p["source_filters"],
-                                    p["source_owners"], p["source_most_recent"])
-        result: dict[str, Any] = {"changed": True, "source_image": {
+        image = launch.source_image(self.client, self.region, image_id, filters, p["source_owners"], p["source_most_recent"])
+        return {
             "image_id": image["ImageId"], "name": image.get("Name", ""),
             "creation_date": image.get("CreationDate", ""), "root_device_name": image.get("RootDeviceName", "/dev/xvda"),
-        }}
+        }
+
+    def builder_result(self, instance: dict[str, Any], group_id: str, key_name: str, key_dir: str,
+                       private_file: str, public_line: str) -> dict[str, Any]:
+        p = self.params
+        instance_id = instance["InstanceId"]
+        address = instance.get("PublicIpAddress" if p["address"] == "public" else "PrivateIpAddress") or ""
+        if not address:
+            raise launch.StepError(
+                "launch", f"Instance {instance_id} has no {p['address']} address; check address and assign_public_ip"
+            )
+        result: dict[str, Any] = {
+            "instance_id": instance_id, "address": address, "security_group_id": group_id, "key_name": key_name,
+            "key_dir": key_dir, "private_key_file": private_file, "public_key": public_line, "host_keys": [],
+        }
+        if instance.get("SpotInstanceRequestId"):
+            result["spot_request_id"] = instance["SpotInstanceRequestId"]
+        if p["wait_host_keys"]:
+            self.step = "host keys"
+            result["host_keys"] = launch.read_host_keys(self.client, instance_id, p["host_keys_timeout"])
+        return result
+
+    def present(self) -> dict[str, Any]:
+        """Plan (is the bake's builder there already? which image?), then launch what is missing."""
+        p = self.params
+        self.step = "launch"
+        existing = launch.existing_builder(self.client, p["bake_id"], find.INSTANCE_STATES_TO_TERMINATE, p["key_dir"])
+        self.step = "source lookup"
+        result: dict[str, Any] = {
+            "changed": existing is None,
+            "source_image": self.source(existing.instance["ImageId"] if existing else p["source_image_id"]),
+        }
+        if existing is not None:
+            self.step = "launch"
+            instance = existing.instance
+            if instance.get("State", {}).get("Name") != "running":
+                instance = launch.wait_running(self.client, instance["InstanceId"], p["wait_timeout"])
+            result.update(self.builder_result(instance, existing.group_id, existing.key_name, p["key_dir"],
+                                              existing.private_key_file, existing.public_line))
+            return result
         if self.module.check_mode:
             return result
         settings = self.settings(result["source_image"]["root_device_name"])
@@ -398,24 +521,11 @@ class Builder:
         self.step = "security group"
         group_id = launch.create_security_group(self.client, settings)
         self.step = "launch"
-        started = launch.run_instance(self.client, launch.run_request(settings, image["ImageId"], key_name, group_id))
-        instance_id = started["InstanceId"]
-        instance = launch.wait_running(self.client, instance_id, p["wait_timeout"])
-        address = instance.get("PublicIpAddress" if p["address"] == "public" else "PrivateIpAddress") or ""
-        if not address:
-            raise launch.StepError(
-                "launch", f"Instance {instance_id} has no {p['address']} address; check address and assign_public_ip"
-            )
-        result.update({
-            "instance_id": instance_id, "address": address, "security_group_id": group_id, "key_name": key_name,
-            "key_dir": self.key_dir, "private_key_file": private_file, "public_key": public_line,
-            "host_keys": [],
-        })
-        if started.get("SpotInstanceRequestId"):
-            result["spot_request_id"] = started["SpotInstanceRequestId"]
-        if p["wait_host_keys"]:
-            self.step = "host keys"
-            result["host_keys"] = launch.read_host_keys(self.client, instance_id, p["host_keys_timeout"])
+        started = launch.run_instance(self.client, launch.run_request(settings, result["source_image"]["image_id"],
+                                                                      key_name, group_id))
+        instance = launch.wait_running(self.client, started["InstanceId"], p["wait_timeout"])
+        instance.setdefault("SpotInstanceRequestId", started.get("SpotInstanceRequestId"))
+        result.update(self.builder_result(instance, group_id, key_name, self.key_dir, private_file, public_line))
         return result
 
     def stopped(self) -> dict[str, Any]:
@@ -430,16 +540,26 @@ class Builder:
         return {"changed": changed}
 
     def absent(self) -> dict[str, Any]:
+        """Plan (the ids given and what the selector finds), then remove it, or in check mode report it."""
         p = self.params
         self.step = "cleanup"
         release = Release(instance_ids=list(p["instance_ids"]), security_group_ids=list(p["security_group_ids"]),
-                          key_names=list(p["key_names"]))
+                          key_names=list(p["key_names"]), instance_profile_names=list(p["instance_profile_names"]),
+                          role_names=list(p["role_names"]))
+        iam: Optional[Any] = None
         if p["find"]:
-            find_tagged(self.client, p["bake_id"], release, p["spot_requests"])
+            selector = find.Selector(bake_id=p["bake_id"] or "", older_than_minutes=p["older_than_minutes"])
+            find_selected(self.client, selector, release, p["spot_requests"])
+            iam = aws_client(self.module, "iam")
+            warning = find_selected_iam(iam, selector, release)
+            if warning:
+                self.module.warn(warning)
         if self.module.check_mode:
             release.plan(p["key_dir"])
         else:
-            remove(self.client, release, wait=p["wait"], timeout=p["wait_timeout"], key_dir=p["key_dir"])
+            if release.needs_iam and iam is None:
+                iam = aws_client(self.module, "iam")
+            remove(self.client, release, iam=iam, wait=p["wait"], timeout=p["wait_timeout"], key_dir=p["key_dir"])
         return release.result()
 
     def run(self) -> dict[str, Any]:
@@ -449,15 +569,16 @@ class Builder:
 
 
 def main() -> None:
-    module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
     builder = Builder(module)
     try:
         module.exit_json(**builder.run())
     except launch.StepError as e:
         builder.step = e.step
         builder.fail(str(e))
-    except (BotoCoreError, ClientError) as e:
-        builder.fail(f"The {builder.step} step of bake {module.params['bake_id']} failed: {aws_error_message(e)}")
+    except AWS_ERRORS as e:
+        of_bake = f" of bake {module.params['bake_id']}" if module.params["bake_id"] else ""
+        builder.fail(f"The {builder.step} step{of_bake} failed: {aws_error_message(e)}")
 
 
 if __name__ == "__main__":

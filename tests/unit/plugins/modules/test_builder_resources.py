@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,9 +13,11 @@ import pytest
 from botocore.stub import Stubber
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
+from ansible_collections.bakery.ami.plugins.module_utils import _builder_find as find
 from ansible_collections.bakery.ami.plugins.module_utils import _builder_launch as launch
 from ansible_collections.bakery.ami.plugins.module_utils import _builder_release as release
 from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY
+from ansible_collections.bakery.ami.plugins.module_utils._waiter import GROUP_RELEASED, INSTANCE_RUNNING
 from ansible_collections.bakery.ami.plugins.modules import builder_resources
 
 BAKE = "unit-bake-1"
@@ -32,7 +35,7 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
 
 def _left(ec2: Any) -> dict[str, list[str]]:
     reservations = ec2.describe_instances(
-        Filters=TAG + [{"Name": "instance-state-name", "Values": release.LIVE_STATES}])["Reservations"]
+        Filters=TAG + [{"Name": "instance-state-name", "Values": list(find.INSTANCE_STATES_TO_TERMINATE)}])["Reservations"]
     return {
         "instances": [i["InstanceId"] for r in reservations for i in r["Instances"]],
         "groups": [g["GroupId"] for g in ec2.describe_security_groups(Filters=TAG)["SecurityGroups"]],
@@ -59,8 +62,9 @@ def test_present_makes_tagged_locked_down_resources(run_module: Callable[..., di
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     assert instance["KeyName"] == result["key_name"] == f"bakery-{BAKE}"
     assert result["address"] == instance["PrivateIpAddress"]
-    assert _tags(instance) == {"bakery:bake-id": BAKE, "bakery:temporary": "true", "team": "web",
-                               "Name": f"bakery-builder-{BAKE}"}
+    tags = _tags(instance)
+    assert tags.pop("bakery:created-at") <= datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert tags == {"bakery:bake-id": BAKE, "bakery:temporary": "true", "team": "web", "Name": f"bakery-builder-{BAKE}"}
     group = ec2.describe_security_groups(GroupIds=[result["security_group_id"]])["SecurityGroups"][0]
     assert [(p["IpProtocol"], p["FromPort"], p["ToPort"], [r["CidrIp"] for r in p["IpRanges"]])
             for p in group["IpPermissions"]] == [("tcp", 22, 22, ["198.51.100.7/32"])]
@@ -208,7 +212,7 @@ def test_launch_makes_only_the_calls_it_needs(tmp_path: Path) -> None:
         stub.assert_no_pending_responses()
     assert running["PrivateIpAddress"] == "10.0.0.5"
     assert keys == ["ssh-ed25519 AAAAC3Nza"]
-    assert sleeps[0] == launch.FIRST_INSTANCE_POLL  # no poll before an instance could be running
+    assert sleeps[0] == INSTANCE_RUNNING.first_delay  # no poll before an instance could be running
 
 
 def test_security_group_deletion_waits_out_dependency_violation() -> None:
@@ -223,7 +227,7 @@ def test_security_group_deletion_waits_out_dependency_violation() -> None:
         release.delete_security_groups(client, done, timeout=60, sleep=sleeps.append)
         stub.assert_no_pending_responses()
     assert done.deleted_security_groups == ["sg-1"]
-    assert sleeps == [release.GROUP_RETRY_DELAY]
+    assert sleeps == [GROUP_RELEASED.delay]
 
 
 def test_the_source_can_come_from_an_ssm_parameter(run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
