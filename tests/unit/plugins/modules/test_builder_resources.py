@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,11 +46,14 @@ def _left(ec2: Any) -> dict[str, list[str]]:
 NOTHING: dict[str, list[str]] = {"instances": [], "groups": [], "keys": []}
 
 
-def _present(run_module: Callable[..., dict[str, Any]], ec2: Any, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+def _present_args(ec2: Any, tmp_path: Path, **extra: Any) -> dict[str, Any]:
     image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    args = {"bake_id": BAKE, "source_image_id": image_id, "ssh_cidr": "198.51.100.7/32", "wait_host_keys": False,
+    return {"bake_id": BAKE, "source_image_id": image_id, "ssh_cidr": "198.51.100.7/32", "wait_host_keys": False,
             "key_dir": str(tmp_path / "key"), "tags": {"team": "web"}, **extra}
-    return run_module(builder_resources.main, args)
+
+
+def _present(run_module: Callable[..., dict[str, Any]], ec2: Any, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return run_module(builder_resources.main, _present_args(ec2, tmp_path, **extra))
 
 
 def test_present_makes_tagged_locked_down_resources(run_module: Callable[..., dict[str, Any]], ec2: Any, tmp_path: Path) -> None:
@@ -241,3 +244,201 @@ def test_the_source_can_come_from_an_ssm_parameter(run_module: Callable[..., dic
     assert missing["failed"] and missing["bake_step"] == "source lookup"
     assert missing["msg"].startswith("GetParameter /bake/missing failed: ParameterNotFound")
     assert _left(ec2) == NOTHING
+
+
+# --- state=absent as the one remover: by age and the temporary tag, IAM, refusals, check mode ---
+
+TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
+
+
+POLICY = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:UpdateInstanceInformation", "Resource": "*"}]}'
+
+
+def _managed_policy(iam: Any, name: str) -> str:
+    return str(iam.create_policy(PolicyName=name, PolicyDocument=POLICY)["Policy"]["Arn"])
+
+
+def _moto_clock(monkeypatch: pytest.MonkeyPatch, minutes_ago: int) -> datetime:
+    """Makes moto date what it creates `minutes_ago` minutes back (EC2 and IAM creation times)."""
+    from moto.ec2.models import instances as moto_instances
+    from moto.ec2.models import key_pairs as moto_key_pairs
+    from moto.iam import models as moto_iam
+
+    then = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
+    for module in (moto_instances, moto_key_pairs, moto_iam):
+        monkeypatch.setattr(module, "utcnow", lambda: then.replace(tzinfo=None))
+    return then
+
+
+def _leave(ec2: Any, bake_id: str, minutes_ago: int, temporary: bool = True) -> dict[str, str]:
+    """What a bake killed `minutes_ago` minutes ago leaves: instance, key pair, group, role and profile."""
+    with pytest.MonkeyPatch.context() as clock:
+        return _make_leftovers(ec2, bake_id, _moto_clock(clock, minutes_ago), temporary)
+
+
+def _make_leftovers(ec2: Any, bake_id: str, then: datetime, temporary: bool) -> dict[str, str]:
+    tags = {"bakery:bake-id": bake_id, "bakery:created-at": then.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if temporary:
+        tags["bakery:temporary"] = "true"
+    tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+    name = f"bakery-{bake_id}"
+    ec2.create_key_pair(KeyName=name, TagSpecifications=[{"ResourceType": "key-pair", "Tags": tag_list}])
+    group_id = ec2.create_security_group(GroupName=name, Description="builder",
+                                         TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list}])["GroupId"]
+    image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, KeyName=name, SecurityGroupIds=[group_id],
+                                    TagSpecifications=[{"ResourceType": "instance", "Tags": tag_list}])["Instances"][0]["InstanceId"]
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST, Tags=tag_list)
+    iam.attach_role_policy(RoleName=name, PolicyArn=_managed_policy(iam, f"{name}-policy"))
+    iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=POLICY)
+    iam.create_instance_profile(InstanceProfileName=name, Tags=tag_list)
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    return {"instance": instance_id, "group": group_id, "name": name}
+
+
+def _bake_left(ec2: Any, bake_id: str) -> dict[str, list[str]]:
+    tag = [{"Name": "tag:bakery:bake-id", "Values": [bake_id]}]
+    reservations = ec2.describe_instances(
+        Filters=tag + [{"Name": "instance-state-name", "Values": list(find.INSTANCE_STATES_TO_TERMINATE)}])["Reservations"]
+    iam = boto3.client("iam", region_name="us-east-1")
+    return {
+        "instances": [i["InstanceId"] for r in reservations for i in r["Instances"]],
+        "groups": [g["GroupId"] for g in ec2.describe_security_groups(Filters=tag)["SecurityGroups"]],
+        "keys": [k["KeyName"] for k in ec2.describe_key_pairs(Filters=tag)["KeyPairs"]],
+        "roles": [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] == f"bakery-{bake_id}"],
+        "profiles": [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
+                     if p["InstanceProfileName"] == f"bakery-{bake_id}"],
+    }
+
+
+NOTHING_OF_A_BAKE: dict[str, list[str]] = {"instances": [], "groups": [], "keys": [], "roles": [], "profiles": []}
+
+
+def test_absent_by_age_removes_only_old_temporary_resources(
+    run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
+    old = _leave(ec2, "killed-long-ago", minutes_ago=120)
+    _leave(ec2, "killed-just-now", minutes_ago=10)
+    _leave(ec2, "not-temporary", minutes_ago=120, temporary=False)
+    young_before = _bake_left(ec2, "killed-just-now")
+    kept_before = _bake_left(ec2, "not-temporary")
+
+    check = run_module(builder_resources.main, {"state": "absent", "older_than_minutes": 60}, check_mode=True)
+    assert not check["failed"], check
+    assert check["changed"] and check["terminated"] == [old["instance"]]
+    assert _bake_left(ec2, "killed-long-ago") != NOTHING_OF_A_BAKE  # check mode removed nothing
+
+    swept = run_module(builder_resources.main, {"state": "absent", "older_than_minutes": 60})
+    assert not swept["failed"], swept
+    assert swept["changed"]
+    assert swept["terminated"] == [old["instance"]]
+    assert swept["deleted_security_groups"] == [old["group"]]
+    assert swept["deleted_key_pairs"] == [old["name"]]
+    assert swept["deleted_instance_profiles"] == [old["name"]]
+    assert swept["deleted_roles"] == [old["name"]]
+    assert {k: swept[k] for k in ("cancelled_spot_requests", "removed_key_dir")} == {
+        "cancelled_spot_requests": [], "removed_key_dir": False}
+    assert _bake_left(ec2, "killed-long-ago") == NOTHING_OF_A_BAKE
+    assert _bake_left(ec2, "killed-just-now") == young_before
+    assert _bake_left(ec2, "not-temporary") == kept_before
+
+    again = run_module(builder_resources.main, {"state": "absent", "older_than_minutes": 60})
+    assert (again["failed"], again["changed"]) == (False, False)
+
+
+def test_absent_by_age_and_bake_id_keeps_other_bakes(
+    run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
+    _leave(ec2, "one-bake", minutes_ago=120)
+    _leave(ec2, "other-bake", minutes_ago=120)
+    other_before = _bake_left(ec2, "other-bake")
+    swept = run_module(builder_resources.main, {"state": "absent", "bake_id": "one-bake", "older_than_minutes": 60})
+    assert not swept["failed"], swept
+    assert _bake_left(ec2, "one-bake") == NOTHING_OF_A_BAKE
+    assert _bake_left(ec2, "other-bake") == other_before
+
+
+def test_absent_by_bake_id_removes_its_role_and_instance_profile(
+    run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
+    left = _leave(ec2, BAKE, minutes_ago=1)
+    gone = run_module(builder_resources.main, {"state": "absent", "bake_id": BAKE})
+    assert not gone["failed"], gone
+    assert (gone["deleted_instance_profiles"], gone["deleted_roles"]) == ([left["name"]], [left["name"]])
+    assert _bake_left(ec2, BAKE) == NOTHING_OF_A_BAKE
+
+
+def test_absent_by_name_removes_a_role_with_policies_and_its_profile(run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_role(RoleName="builder-role", AssumeRolePolicyDocument=TRUST)
+    iam.attach_role_policy(RoleName="builder-role", PolicyArn=_managed_policy(iam, "builder-policy"))
+    iam.put_role_policy(RoleName="builder-role", PolicyName="inline", PolicyDocument=POLICY)
+    iam.create_instance_profile(InstanceProfileName="builder-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="builder-profile", RoleName="builder-role")
+    args = {"state": "absent", "find": False, "role_names": ["builder-role"], "instance_profile_names": ["builder-profile"]}
+    for attempt in (1, 2):
+        gone = run_module(builder_resources.main, args)
+        assert not gone["failed"], gone
+        assert gone["changed"] is (attempt == 1)
+        assert gone["deleted_roles"] == (["builder-role"] if attempt == 1 else [])
+        assert iam.list_roles()["Roles"] == [] and iam.list_instance_profiles()["InstanceProfiles"] == []
+
+
+@pytest.mark.parametrize("extra", [{}, {"older_than_minutes": 0}])
+def test_find_without_bake_id_or_age_is_refused(
+    run_module: Callable[..., dict[str, Any]], ec2: Any, extra: dict[str, Any]) -> None:
+    _leave(ec2, "someone-else", minutes_ago=120)
+    before = _bake_left(ec2, "someone-else")
+    result = run_module(builder_resources.main, {"state": "absent", **extra})
+    assert result["failed"]
+    assert result["msg"] == (
+        "find=true with neither bake_id nor older_than_minutes would remove the temporary resources of every bake;"
+        " give bake_id, older_than_minutes or both (or find=false to remove only what is named).")
+    assert _bake_left(ec2, "someone-else") == before
+
+
+def test_bake_id_is_required_to_launch(run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
+    result = run_module(builder_resources.main, {"source_image_id": "ami-12345678", "ssh_cidr": "10.0.0.1/32"})
+    assert result["failed"]
+    assert "bake_id" in result["msg"]
+
+
+def test_present_twice_returns_the_same_builder_unchanged(
+    run_module: Callable[..., dict[str, Any]], ec2: Any, tmp_path: Path
+) -> None:
+    first = _present(run_module, ec2, tmp_path)
+    assert not first["failed"], first
+    for check_mode in (True, False):
+        again = run_module(builder_resources.main, _present_args(ec2, tmp_path), check_mode=check_mode)
+        assert not again["failed"], again
+        assert again["changed"] is False
+        assert {k: again[k] for k in first if k != "changed"} == {k: first[k] for k in first if k != "changed"}
+    assert len(_left(ec2)["instances"]) == 1
+
+    elsewhere = run_module(builder_resources.main, {**_present_args(ec2, tmp_path), "key_dir": str(tmp_path / "other")})
+    assert elsewhere["failed"] and elsewhere["bake_step"] == "key pair"
+    assert elsewhere["msg"] == (
+        f"Bake {BAKE} already has builder {first['instance_id']}, but the private key of its key pair bakery-{BAKE} is"
+        f" not in key_dir {tmp_path / 'other'}; give the key_dir of the run that launched it, or remove it with"
+        " state=absent or use another bake_id.")
+    assert len(_left(ec2)["instances"]) == 1
+
+
+def test_present_refuses_a_stopped_builder_of_the_bake(run_module: Callable[..., dict[str, Any]], ec2: Any, tmp_path: Path) -> None:
+    first = _present(run_module, ec2, tmp_path)
+    ec2.stop_instances(InstanceIds=[first["instance_id"]])
+    again = run_module(builder_resources.main, _present_args(ec2, tmp_path))
+    assert again["failed"] and again["bake_step"] == "launch"
+    assert again["msg"] == (f"Bake {BAKE} already has builder {first['instance_id']} and it is stopped;"
+                            " remove it with state=absent or use another bake_id.")
+
+
+def test_check_mode_of_absent_changes_nothing(run_module: Callable[..., dict[str, Any]], ec2: Any, tmp_path: Path) -> None:
+    made = _present(run_module, ec2, tmp_path)
+    before = _left(ec2)
+    check = run_module(builder_resources.main, {"state": "absent", "bake_id": BAKE, "key_dir": made["key_dir"]},
+                       check_mode=True)
+    assert not check["failed"], check
+    assert check["changed"]
+    assert (check["terminated"], check["deleted_security_groups"], check["deleted_key_pairs"], check["removed_key_dir"]) == (
+        [made["instance_id"]], [made["security_group_id"]], [made["key_name"]], True)
+    assert _left(ec2) == before
+    assert Path(made["private_key_file"]).exists()
