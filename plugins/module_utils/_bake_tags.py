@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Optional
 
 BAKE_ID_TAG = "bakery:bake-id"
 TEMPORARY_TAG = "bakery:temporary"
@@ -21,7 +20,7 @@ TEMPORARY_NAME_PREFIX = "bakery-"
 
 
 def bake_tags(
-    bake_id: str, temporary: bool = True, source_ami: str | None = None, created_at: Optional[datetime] = None
+    bake_id: str, temporary: bool = True, source_ami: str | None = None, created_at: datetime | None = None
 ) -> dict[str, str]:
     """Tags for a resource made by the bake `bake_id`."""
     tags = {BAKE_ID_TAG: bake_id}
@@ -34,7 +33,7 @@ def bake_tags(
     return tags
 
 
-def created_at(tags: dict[str, str]) -> Optional[datetime]:
+def created_at(tags: dict[str, str]) -> datetime | None:
     """The time in a resource's created-at tag, or None when it has none (or not one we wrote)."""
     try:
         return datetime.strptime(tags.get(CREATED_AT_TAG, ""), CREATED_AT_FORMAT).replace(tzinfo=timezone.utc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator
 
 from ansible_collections.bakery.ami.plugins.module_utils._bake_tags import (
     BAKE_ID_TAG,
@@ -58,7 +58,7 @@ class Selector:
     def tagged(self, tags: dict[str, str]) -> bool:
         return all(tags.get(key) == value for key, value in self.wanted_tags().items())
 
-    def old_enough(self, created: Optional[datetime]) -> bool:
+    def old_enough(self, created: datetime | None) -> bool:
         """Without an age limit everything is; with one, what has no known time is not."""
         if not self.by_age:
             return True

@@ -11,13 +11,13 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 try:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 except ImportError:  # reported by the module before any use
-    Ed25519PrivateKey = None
+    Ed25519PrivateKey = None  # type: ignore[assignment,misc]
 
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import ansible_dict_to_boto3_filter_list
 
@@ -31,8 +31,8 @@ from ansible_collections.bakery.ami.plugins.module_utils._waiter import (
     INSTANCE_RUNNING,
     INSTANCE_STOPPED,
     WaitError,
-    Waiter,
     WaitSettings,
+    Waiter,
 )
 
 INSTANCE_NOT_FOUND = frozenset(("InvalidInstanceID.NotFound",))
@@ -254,7 +254,7 @@ def wait_for_state(
 ) -> dict[str, Any]:
     """Polls the instance until it is `wanted`; a state outside `passing` ends the wait."""
 
-    def failed(instance: dict[str, Any]) -> Optional[str]:
+    def failed(instance: dict[str, Any]) -> str | None:
         state = instance.get("State", {}).get("Name", "")
         if state and state != wanted and state not in passing:
             reason = instance.get("StateReason", {}).get("Message") or "no reason given"
@@ -338,7 +338,7 @@ def bake_builders(client: Any, bake_id: str, states: tuple[str, ...]) -> list[di
     return [i for r in reservations for i in r["Instances"]]
 
 
-def _public_key(client: Any, key_name: str) -> Optional[str]:
+def _public_key(client: Any, key_name: str) -> str | None:
     """The public key EC2 holds for `key_name` ('' when it does not say), None when there is no such pair."""
     try:
         pairs = client.describe_key_pairs(KeyNames=[key_name], IncludePublicKey=True, aws_retry=True)["KeyPairs"]
@@ -347,7 +347,7 @@ def _public_key(client: Any, key_name: str) -> Optional[str]:
     return str(pairs[0].get("PublicKey") or "") if pairs else None
 
 
-def existing_builder(client: Any, bake_id: str, states: tuple[str, ...], key_dir: str) -> Optional[ExistingBuilder]:
+def existing_builder(client: Any, bake_id: str, states: tuple[str, ...], key_dir: str) -> ExistingBuilder | None:
     """The builder an earlier run of the same bake launched, or None when there is none.
 
     One that cannot be used again (stopped, incomplete, or its private key not in `key_dir`) is a

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from functools import partial
+from typing import Any, Callable
 
 from ansible_collections.bakery.ami.plugins.module_utils import _builder_find as find
 from ansible_collections.bakery.ami.plugins.module_utils._builder_launch import (
@@ -95,7 +96,7 @@ def find_selected(client: Any, selector: find.Selector, release: Release, spot_r
     release.key_names = _merge(release.key_names, find.key_pairs(client, selector))
 
 
-def find_selected_iam(iam: Any, selector: find.Selector, release: Release) -> Optional[str]:
+def find_selected_iam(iam: Any, selector: find.Selector, release: Release) -> str | None:
     """Adds the instance profiles and roles `selector` selects to `release`.
 
     Credentials that may work with EC2 but not list IAM cannot have made a role either: the
@@ -131,7 +132,7 @@ def terminate(client: Any, release: Release) -> None:
 def wait_terminated(client: Any, instance_ids: list[str], timeout: float, sleep: Callable[[float], None] = pause) -> None:
     for instance_id in instance_ids:
         Waiter(
-            lambda: describe_instance(client, instance_id),
+            partial(describe_instance, client, instance_id),
             lambda instance: instance.get("State", {}).get("Name", "terminated") == "terminated",
             what=f"instance {instance_id} to be terminated",
             timeout=timeout,
@@ -166,7 +167,7 @@ def delete_security_groups(
     first_delay = GROUP_RELEASED.first_delay if held else 0.0
     for group_id in release.security_group_ids:
         deleted = Waiter(
-            lambda: delete(group_id),
+            partial(delete, group_id),
             lambda answer: True,
             what=f"security group {group_id} to be let go by its instances",
             timeout=timeout,
@@ -235,7 +236,7 @@ def remove(
     client: Any,
     release: Release,
     *,
-    iam: Optional[Any] = None,
+    iam: Any | None = None,
     wait: bool,
     timeout: float,
     key_dir: str,

@@ -352,7 +352,7 @@ removed_key_dir:
 import ipaddress
 import shutil
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
@@ -546,7 +546,7 @@ class Builder:
         release = Release(instance_ids=list(p["instance_ids"]), security_group_ids=list(p["security_group_ids"]),
                           key_names=list(p["key_names"]), instance_profile_names=list(p["instance_profile_names"]),
                           role_names=list(p["role_names"]))
-        iam: Optional[Any] = None
+        iam: Any | None = None
         if p["find"]:
             selector = find.Selector(bake_id=p["bake_id"] or "", older_than_minutes=p["older_than_minutes"])
             find_selected(self.client, selector, release, p["spot_requests"])

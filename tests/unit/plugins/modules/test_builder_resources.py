@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 import pytest
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from botocore.stub import Stubber
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.bakery.ami.plugins.module_utils import _builder_find as find
 from ansible_collections.bakery.ami.plugins.module_utils import _builder_launch as launch
 from ansible_collections.bakery.ami.plugins.module_utils import _builder_release as release
@@ -66,7 +67,7 @@ def test_present_makes_tagged_locked_down_resources(run_module: Callable[..., di
     assert instance["KeyName"] == result["key_name"] == f"bakery-{BAKE}"
     assert result["address"] == instance["PrivateIpAddress"]
     tags = _tags(instance)
-    assert tags.pop("bakery:created-at") <= datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert tags.pop("bakery:created-at") <= datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert tags == {"bakery:bake-id": BAKE, "bakery:temporary": "true", "team": "web", "Name": f"bakery-builder-{BAKE}"}
     group = ec2.describe_security_groups(GroupIds=[result["security_group_id"]])["SecurityGroups"][0]
     assert [(p["IpProtocol"], p["FromPort"], p["ToPort"], [r["CidrIp"] for r in p["IpRanges"]])
@@ -264,7 +265,7 @@ def _moto_clock(monkeypatch: pytest.MonkeyPatch, minutes_ago: int) -> datetime:
     from moto.ec2.models import key_pairs as moto_key_pairs
     from moto.iam import models as moto_iam
 
-    then = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
+    then = datetime.now(UTC) - timedelta(minutes=minutes_ago)
     for module in (moto_instances, moto_key_pairs, moto_iam):
         monkeypatch.setattr(module, "utcnow", lambda: then.replace(tzinfo=None))
     return then
