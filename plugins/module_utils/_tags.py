@@ -36,22 +36,17 @@ def tag_changes(
     return to_set, [k for k in to_remove if not k.startswith("aws:")]
 
 
-def apply_tags(
-    client: Any,
-    resource_ids: list[str],
-    current: dict[str, str],
-    wanted: Optional[dict[str, str]],
-    purge: bool,
-    check_mode: bool,
-) -> bool:
-    """Bring the tags of `resource_ids` (which share `current`) to `wanted`; True if anything changed."""
-    to_set, to_remove = tag_changes(current, wanted, purge)
-    if not (to_set or to_remove) or not resource_ids:
-        return False
-    if check_mode:
-        return True
+def tags_after(current: dict[str, str], to_set: dict[str, str], to_remove: Iterable[str]) -> dict[str, str]:
+    """The tags `current` becomes once tag_changes' (to_set, to_remove) are applied."""
+    removed = set(to_remove)
+    return {k: v for k, v in {**current, **to_set}.items() if k not in removed}
+
+
+def change_tags(client: Any, resource_ids: list[str], to_set: dict[str, str], to_remove: list[str]) -> None:
+    """Applies tag_changes' (to_set, to_remove) to `resource_ids`."""
+    if not resource_ids:
+        return
     if to_remove:
         client.delete_tags(Resources=resource_ids, Tags=[{"Key": k} for k in to_remove], aws_retry=True)
     if to_set:
         client.create_tags(Resources=resource_ids, Tags=ansible_dict_to_boto3_tag_list(to_set), aws_retry=True)
-    return True

@@ -265,6 +265,7 @@ deleted_snapshots:
 """
 
 import time
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -293,13 +294,13 @@ from ansible_collections.bakery.ami.plugins.module_utils._launch_permissions imp
 from ansible_collections.bakery.ami.plugins.module_utils._regions import unknown_regions
 from ansible_collections.bakery.ami.plugins.module_utils._retry import AWS_ERRORS, RETRY, aws_error_message, is_aws_error_code
 from ansible_collections.bakery.ami.plugins.module_utils._snapshots import (
-    apply_snapshot_tags,
-    apply_volume_permissions,
+    change_volume_permissions,
     describe_snapshots,
     snapshots_progress,
+    volume_permission_changes,
     volume_permission_user_ids,
 )
-from ansible_collections.bakery.ami.plugins.module_utils._tags import apply_tags, tag_changes, tag_specifications, tags_to_dict
+from ansible_collections.bakery.ami.plugins.module_utils._tags import change_tags, tag_changes, tag_specifications, tags_after, tags_to_dict
 from ansible_collections.bakery.ami.plugins.module_utils._waiter import IMAGE_AVAILABLE, WaitError, Waiter
 
 IMAGE_FAILED_STATES = frozenset(("failed", "error", "invalid", "deregistered"))
@@ -384,6 +385,105 @@ def block_device_mappings(option: Optional[list[dict[str, Any]]]) -> list[dict[s
     return mappings
 
 
+@dataclass
+class ImageState:
+    """The parts of an image this module manages, as read from EC2.
+
+    `snapshot_tags` is None when not read: an image this run's CreateImage made got them in that
+    call. `volume_permissions` is None when nothing asked about them.
+    """
+
+    image: dict[str, Any]
+    snapshot_ids: list[str]
+    snapshot_tags: Optional[dict[str, dict[str, str]]]
+    launch_permissions: list[dict[str, str]]
+    volume_permissions: Optional[dict[str, list[str]]]
+
+    @property
+    def image_id(self) -> str:
+        return str(self.image["ImageId"])
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return tags_to_dict(self.image.get("Tags"))
+
+    def view(self) -> dict[str, Any]:
+        """What the diff shows of the image."""
+        return {
+            "image_id": self.image_id,
+            "name": self.image.get("Name"),
+            "tags": self.tags,
+            "snapshot_tags": dict(self.snapshot_tags or {}),
+            "launch_permissions": [{k: v} for k, v in sorted(as_set(self.launch_permissions))],
+            "snapshot_create_volume_permissions": dict(self.volume_permissions or {}),
+            "imds_support": self.image.get("ImdsSupport"),
+            "deprecation_time": self.image.get("DeprecationTime"),
+        }
+
+
+@dataclass
+class ImageChanges:
+    """What bringing an existing image to the requested state changes, planned once from its state.
+
+    Check mode reports it; a real run applies it.
+    """
+
+    state: ImageState
+    tags_to_set: dict[str, str] = field(default_factory=dict)
+    tags_to_remove: list[str] = field(default_factory=list)
+    # Only the snapshots whose tags or create-volume permissions change: id -> (to set/add, to remove).
+    snapshot_tags: dict[str, tuple[dict[str, str], list[str]]] = field(default_factory=dict)
+    volume_permissions: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    imds_support: Optional[str] = None
+    deprecate_at: Optional[str] = None
+    launch_to_add: list[dict[str, str]] = field(default_factory=list)
+    launch_to_remove: list[dict[str, str]] = field(default_factory=list)
+
+    def changes_anything(self) -> bool:
+        return bool(
+            self.tags_to_set
+            or self.tags_to_remove
+            or self.snapshot_tags
+            or self.volume_permissions
+            or self.imds_support
+            or self.deprecate_at
+            or self.launch_to_add
+            or self.launch_to_remove
+        )
+
+    def view_after(self) -> dict[str, Any]:
+        """What the diff shows of the image once the changes are applied."""
+        after = self.state.view()
+        after["tags"] = tags_after(after["tags"], self.tags_to_set, self.tags_to_remove)
+        for snap, (to_set, to_remove) in self.snapshot_tags.items():
+            after["snapshot_tags"][snap] = tags_after(after["snapshot_tags"].get(snap, {}), to_set, to_remove)
+        launch = (as_set(self.state.launch_permissions) - as_set(self.launch_to_remove)) | as_set(self.launch_to_add)
+        after["launch_permissions"] = [{k: v} for k, v in sorted(launch)]
+        volume = after["snapshot_create_volume_permissions"]
+        for snap, (add, remove) in self.volume_permissions.items():
+            volume[snap] = sorted((set(volume.get(snap, [])) - set(remove)) | set(add))
+        if self.imds_support:
+            after["imds_support"] = self.imds_support
+        if self.deprecate_at:
+            after["deprecation_time"] = self.deprecate_at
+        return after
+
+
+@dataclass
+class Plan:
+    """What a run does, decided before anything changes.
+
+    With `keep`, the account's image of that name is brought to the requested state. Otherwise an
+    image is created, once `replace` (the image of that name, with force) is deregistered.
+    `looked_up`: the name was looked up first. Without that look-up CreateImage itself says
+    whether the name is taken, which saves a call on a new image.
+    """
+
+    looked_up: bool
+    keep: Optional[ImageChanges] = None
+    replace: Optional[dict[str, Any]] = None
+
+
 class ImageCreator:
     """Makes sure an image called `name` exists in the module's region, in the requested state."""
 
@@ -399,7 +499,7 @@ class ImageCreator:
         self.replaced_image_id: Optional[str] = None
         self.deleted_snapshots: list[str] = []
         self.wanted_launch = wanted_permissions(self.params["launch_permissions"])
-        # The image's launch permissions once converge() knows them, so result() need not ask again.
+        # The image's launch permissions once they are known, so result() need not ask again.
         self.launch_permissions: Optional[list[dict[str, str]]] = None
 
     # ---- input checks: no AWS call before these pass
@@ -452,6 +552,182 @@ class ImageCreator:
     def wanted_deprecation(self, current: Optional[str]) -> Optional[str]:
         """The deprecation time to set (ISO, to the minute), or None when nothing is to change."""
         return wanted_deprecation(self.params["deprecate_at"], self.params["deprecate_in"], current)
+
+    def planned_new_state(self) -> dict[str, Any]:
+        """What the diff shows of an image check mode would create."""
+        return {
+            "image_id": None,
+            "name": self.name,
+            "tags": self.params["tags"] or {},
+            "snapshot_tags": self.wanted_snapshot_tags() or {},
+            "launch_permissions": [{k: v} for k, v in sorted(self.wanted_launch or set())],
+            "snapshot_create_volume_permissions": self.wanted_volume_permissions() or [],
+            "imds_support": self.params["imds_support"],
+            "deprecation_time": self.wanted_deprecation(None),
+        }
+
+    # ---- one run: plan, then report the plan (check mode) or carry it out
+    def run(self) -> dict[str, Any]:
+        self.check_input()
+        self.client = aws_client(self.module)
+        plan = self.plan()
+        if self.module.check_mode:
+            return self.report(plan)
+        return self.carry_out(plan)
+
+    def needs_lookup_first(self) -> bool:
+        """Whether the image of that name must be looked up before CreateImage.
+
+        Check mode and diff must see it without changing anything, force replaces it first, and
+        tpm_support / boot_mode check the instance first, which an existing image does not need.
+        Otherwise CreateImage itself tells whether the name is taken, saving a call on a new image.
+        """
+        params = self.params
+        return bool(self.module.check_mode or self.module._diff or params["force"] or params["tpm_support"] or params["boot_mode"])
+
+    def plan(self) -> Plan:
+        if not self.needs_lookup_first():
+            return Plan(looked_up=False)
+        existing = find_own_image_by_name(self.client, self.name)
+        if existing and not self.params["force"]:
+            return Plan(looked_up=True, keep=self.plan_keep(existing))
+        self.check_instance()
+        if existing and self.module._diff:
+            self.before = self.read_state(existing).view()
+        return Plan(looked_up=True, replace=existing)
+
+    def plan_keep(self, existing: dict[str, Any]) -> ImageChanges:
+        """The account already has an image of that name: what bringing it to the requested state changes."""
+        if existing.get("State") in IMAGE_FAILED_STATES:
+            self.fail(f"Image {existing['ImageId']} named {self.name!r} is in state {existing['State']}: use force: true to replace it.")
+        diff = self.module._diff
+        changes = self.plan_changes(self.read_state(existing, volume=diff or self.wanted_volume_permissions() is not None))
+        if diff:
+            self.before = changes.state.view()
+        return changes
+
+    def report(self, plan: Plan) -> dict[str, Any]:
+        """Check mode: what carry_out() would change, changing nothing."""
+        if plan.keep is not None:
+            self.changed = plan.keep.changes_anything()
+            self.launch_permissions = plan.keep.state.launch_permissions
+            if self.module._diff:
+                self.after = plan.keep.view_after()
+            return self.result(plan.keep.state.image)
+        self.changed = True
+        if plan.replace:
+            replaced = plan.replace["ImageId"]
+            self.replaced_image_id = replaced
+            self.deleted_snapshots = [snap for snap in snapshot_ids(plan.replace) if not snapshot_used_elsewhere(self.client, snap, replaced)]
+        self.after = self.planned_new_state() if self.module._diff else {}
+        return self.result(None)
+
+    def carry_out(self, plan: Plan) -> dict[str, Any]:
+        if plan.keep is not None:
+            return self.keep(plan.keep)
+        if plan.replace:
+            self.replaced_image_id = plan.replace["ImageId"]
+            self.deleted_snapshots, _kept = deregister_image(self.client, plan.replace, delete_snapshots=True)
+        try:
+            image_id, holder, attempts = self.attempt_create()
+        except is_aws_error_code(*INSTANCE_PROBLEM_CODES):
+            if plan.looked_up:
+                raise
+            # An existing image of that name is returned whatever the instance's state.
+            holder = find_own_image_by_name(self.client, self.name)
+            if holder is not None:
+                return self.keep(self.plan_keep(holder))
+            self.check_instance()  # fails naming the instance and its state
+            raise
+        if holder is not None and attempts == 1 and not plan.looked_up:
+            # The name was taken before this run: that image is the one to keep.
+            return self.keep(self.plan_keep(holder))
+        self.changed = True
+        if holder is not None:
+            # A retried call whose first attempt went through: the name is ours now.
+            return self.finish_new(str(holder["ImageId"]), made_here=False)
+        return self.finish_new(str(image_id), made_here=True)
+
+    def keep(self, changes: ImageChanges) -> dict[str, Any]:
+        """Brings the existing image to the requested state, once it is available when waiting."""
+        image = changes.state.image
+        if image.get("State") == "pending" and self.params["wait"]:
+            image = self.wait_available(image["ImageId"])
+        image = self.apply_changes(changes, image)
+        if self.module._diff:
+            self.after = self.read_state(image).view()
+        return self.result(image)
+
+    def finish_new(self, image_id: str, made_here: bool) -> dict[str, Any]:
+        """Waits for (or describes) the image this run created, brings it to the requested state and returns the result.
+
+        `made_here`: CreateImage answered with its id, so the image is exactly what the request asked.
+        """
+        image = self.wait_available(image_id) if self.params["wait"] else self.describe_pending(image_id)
+        if image:
+            state = self.read_state(image, made_here=made_here, volume=self.wanted_volume_permissions() is not None)
+            image = self.apply_changes(self.plan_changes(state), image)
+        if self.module._diff:
+            self.after = self.read_state(image).view() if image else self.planned_new_state()
+        return self.result(image, image_id)
+
+    # ---- the image's managed parts: read, planned, applied
+    def read_state(self, image: dict[str, Any], made_here: bool = False, volume: bool = True) -> ImageState:
+        """`made_here`: an image this run's CreateImage made; its snapshots got their tags in that call
+        and it has no launch permissions yet, so neither is read. `volume`: read the snapshots'
+        create-volume permissions."""
+        if made_here:
+            snap_ids = snapshot_ids(image)
+            snapshot_tags = None
+            launch: list[dict[str, str]] = []
+        else:
+            snaps = describe_snapshots(self.client, snapshot_ids(image))
+            snap_ids = [s["SnapshotId"] for s in snaps]
+            snapshot_tags = {s["SnapshotId"]: tags_to_dict(s.get("Tags")) for s in snaps}
+            launch = describe_launch_permissions(self.client, image["ImageId"])
+        volume_permissions = {s: volume_permission_user_ids(self.client, s) for s in snap_ids} if volume else None
+        return ImageState(image, snap_ids, snapshot_tags, launch, volume_permissions)
+
+    def plan_changes(self, state: ImageState) -> ImageChanges:
+        params = self.params
+        changes = ImageChanges(state)
+        changes.tags_to_set, changes.tags_to_remove = tag_changes(state.tags, params["tags"], params["purge_tags"])
+        for snap, tags in (state.snapshot_tags or {}).items():
+            to_set, to_remove = tag_changes(tags, self.wanted_snapshot_tags(), params["purge_tags"])
+            if to_set or to_remove:
+                changes.snapshot_tags[snap] = (to_set, to_remove)
+        wanted_volume = self.wanted_volume_permissions()
+        for snap, have in (state.volume_permissions or {}).items():
+            add, remove = volume_permission_changes(have, wanted_volume)
+            if add or remove:
+                changes.volume_permissions[snap] = (add, remove)
+        if params["imds_support"] and state.image.get("ImdsSupport") != params["imds_support"]:
+            changes.imds_support = params["imds_support"]
+        changes.deprecate_at = self.wanted_deprecation(state.image.get("DeprecationTime"))
+        changes.launch_to_add, changes.launch_to_remove = permission_changes(state.launch_permissions, self.wanted_launch)
+        return changes
+
+    def apply_changes(self, changes: ImageChanges, image: dict[str, Any]) -> dict[str, Any]:
+        """Applies the planned changes to `image`; returns it, re-read when anything changed."""
+        image_id = changes.state.image_id
+        change_tags(self.client, [image_id], changes.tags_to_set, changes.tags_to_remove)
+        for snap, (to_set, to_remove) in changes.snapshot_tags.items():
+            change_tags(self.client, [snap], to_set, to_remove)
+        if changes.imds_support:
+            self.client.modify_image_attribute(ImageId=image_id, ImdsSupport={"Value": changes.imds_support}, aws_retry=True)
+        if changes.deprecate_at:
+            self.client.enable_image_deprecation(ImageId=image_id, DeprecateAt=changes.deprecate_at, aws_retry=True)
+        apply_permissions(self.client, image_id, changes.launch_to_add, changes.launch_to_remove)
+        for snap, (add, remove) in changes.volume_permissions.items():
+            change_volume_permissions(self.client, snap, add, remove)
+        if self.wanted_launch is not None:
+            self.launch_permissions = [{k: v} for k, v in sorted(self.wanted_launch)]
+        else:
+            self.launch_permissions = changes.state.launch_permissions
+        if not changes.changes_anything():
+            return image
+        self.changed = True
+        return self.describe(image_id)
 
     # ---- AWS
     def check_instance(self) -> None:
@@ -558,77 +834,6 @@ class ImageCreator:
         images = self.client.describe_images(ImageIds=[image_id], aws_retry=True)["Images"]
         return dict(images[0])
 
-    def state_of(self, image: Optional[dict[str, Any]]) -> dict[str, Any]:
-        """The parts of an image the diff shows."""
-        if image is None:
-            return {}
-        snaps = describe_snapshots(self.client, snapshot_ids(image))
-        return {
-            "image_id": image["ImageId"],
-            "name": image.get("Name"),
-            "tags": tags_to_dict(image.get("Tags")),
-            "snapshot_tags": {s["SnapshotId"]: tags_to_dict(s.get("Tags")) for s in snaps},
-            "launch_permissions": [{k: v} for k, v in sorted(as_set(describe_launch_permissions(self.client, image["ImageId"])))],
-            "snapshot_create_volume_permissions": {s["SnapshotId"]: volume_permission_user_ids(self.client, s["SnapshotId"]) for s in snaps},
-            "imds_support": image.get("ImdsSupport"),
-            "deprecation_time": image.get("DeprecationTime"),
-        }
-
-    def planned_new_state(self) -> dict[str, Any]:
-        """What check mode expects a new image to look like."""
-        deprecation = self.wanted_deprecation(None)
-        return {
-            "image_id": None,
-            "name": self.name,
-            "tags": self.params["tags"] or {},
-            "snapshot_tags": self.wanted_snapshot_tags() or {},
-            "launch_permissions": [{k: v} for k, v in sorted(self.wanted_launch or set())],
-            "snapshot_create_volume_permissions": self.wanted_volume_permissions() or [],
-            "imds_support": self.params["imds_support"],
-            "deprecation_time": deprecation,
-        }
-
-    def converge(self, image: dict[str, Any], new: bool = False) -> dict[str, Any]:
-        """Bring an image's attributes, tags and permissions to the requested state; returns it re-read if changed.
-
-        `new` is an image this run's CreateImage call made: its snapshots got their tags in that call
-        and it has no launch permissions yet, so neither is read back.
-        """
-        params = self.params
-        check = self.module.check_mode
-        image_id = image["ImageId"]
-        touched = False
-        touched |= apply_tags(self.client, [image_id], tags_to_dict(image.get("Tags")), params["tags"], params["purge_tags"], check)
-        if new:
-            snap_ids = snapshot_ids(image)
-        else:
-            snaps = describe_snapshots(self.client, snapshot_ids(image))
-            snap_ids = [s["SnapshotId"] for s in snaps]
-            touched |= apply_snapshot_tags(self.client, snaps, self.wanted_snapshot_tags(), params["purge_tags"], check)
-        if params["imds_support"] and image.get("ImdsSupport") != params["imds_support"]:
-            touched = True
-            if not check:
-                self.client.modify_image_attribute(ImageId=image_id, ImdsSupport={"Value": params["imds_support"]}, aws_retry=True)
-        deprecation = self.wanted_deprecation(image.get("DeprecationTime"))
-        if deprecation:
-            touched = True
-            if not check:
-                self.client.enable_image_deprecation(ImageId=image_id, DeprecateAt=deprecation, aws_retry=True)
-        current = [] if new else describe_launch_permissions(self.client, image_id)
-        add, remove = permission_changes(current, self.wanted_launch)
-        if add or remove:
-            touched = True
-            if not check:
-                apply_permissions(self.client, image_id, add, remove)
-        if not check:
-            self.launch_permissions = [{k: v} for k, v in sorted(self.wanted_launch)] if self.wanted_launch is not None else current
-        touched |= apply_volume_permissions(self.client, snap_ids, self.wanted_volume_permissions(), check)
-        if touched:
-            self.changed = True
-            if not check:
-                return self.describe(image_id)
-        return image
-
     def result(self, image: Optional[dict[str, Any]], image_id: Optional[str] = None) -> dict[str, Any]:
         result: dict[str, Any] = {
             "changed": self.changed,
@@ -646,126 +851,12 @@ class ImageCreator:
             return self.launch_permissions
         return describe_launch_permissions(self.client, image["ImageId"])
 
-    def needs_lookup_first(self) -> bool:
-        """Whether the image of that name must be looked up before CreateImage.
-
-        Check mode and diff must see it without changing anything, force replaces it first, and
-        tpm_support / boot_mode check the instance first, which an existing image does not need.
-        Otherwise CreateImage itself tells whether the name is taken, saving a call on a new image.
-        """
-        params = self.params
-        return bool(self.module.check_mode or self.module._diff or params["force"] or params["tpm_support"] or params["boot_mode"])
-
-    def run(self) -> dict[str, Any]:
-        self.check_input()
-        self.client = aws_client(self.module)
-        if not self.needs_lookup_first():
-            return self.create_or_reuse()
-        check = self.module.check_mode
-        diff = self.module._diff
-        existing = find_own_image_by_name(self.client, self.name)
-        if existing and not self.params["force"]:
-            return self.reuse(existing)
-
-        self.check_instance()
-        self.changed = True
-        if diff and existing:
-            self.before = self.state_of(existing)
-        if check:
-            if existing:
-                self.replaced_image_id = existing["ImageId"]
-                self.deleted_snapshots = [
-                    snap for snap in snapshot_ids(existing) if not snapshot_used_elsewhere(self.client, snap, existing["ImageId"])
-                ]
-            self.after = self.planned_new_state() if diff else {}
-            return self.result(None)
-        if existing:
-            self.replaced_image_id = existing["ImageId"]
-            self.deleted_snapshots, _kept = deregister_image(self.client, existing, delete_snapshots=True)
-        image_id, holder, _attempts = self.attempt_create()
-        if holder is not None:
-            # A retried call whose first attempt went through: the name is ours now.
-            return self.finish_new(str(holder["ImageId"]), made_here=False)
-        return self.finish_new(str(image_id), made_here=True)
-
-    def finish_new(self, image_id: str, made_here: bool) -> dict[str, Any]:
-        """Waits for (or describes) the image this run created, converges it and returns the result.
-
-        `made_here`: CreateImage answered with its id, so the image is exactly what the request asked.
-        """
-        image = self.wait_available(image_id) if self.params["wait"] else self.describe_pending(image_id)
-        image = self.converge(image, new=made_here) if image else image
-        if self.module._diff:
-            self.after = self.state_of(image) if image else self.planned_new_state()
-        return self.result(image, image_id)
-
-    def reuse(self, existing: dict[str, Any]) -> dict[str, Any]:
-        """The account already has an image of that name: bring it to the requested state."""
-        check = self.module.check_mode
-        diff = self.module._diff
-        if existing.get("State") in IMAGE_FAILED_STATES:
-            self.fail(f"Image {existing['ImageId']} named {self.name!r} is in state {existing['State']}: use force: true to replace it.")
-        if diff:
-            self.before = self.state_of(existing)
-        if existing.get("State") == "pending" and self.params["wait"] and not check:
-            existing = self.wait_available(existing["ImageId"])
-        image = self.converge(existing)
-        if diff:
-            self.after = self.state_of(image) if not check else self.predicted(self.before)
-        return self.result(image)
-
-    def create_or_reuse(self) -> dict[str, Any]:
-        """Creates the image, or reuses the one that holds its name, as CreateImage answers."""
-        try:
-            image_id, holder, attempts = self.attempt_create()
-        except is_aws_error_code(*INSTANCE_PROBLEM_CODES):
-            # An existing image of that name is returned whatever the instance's state.
-            holder = find_own_image_by_name(self.client, self.name)
-            if holder is not None:
-                return self.reuse(holder)
-            self.check_instance()  # fails naming the instance and its state
-            raise
-        if holder is not None and attempts == 1:
-            return self.reuse(holder)
-        self.changed = True
-        if holder is not None:
-            # A retried call whose first attempt went through: the name is ours now.
-            return self.finish_new(str(holder["ImageId"]), made_here=False)
-        return self.finish_new(str(image_id), made_here=True)
-
     def describe_pending(self, image_id: str) -> Optional[dict[str, Any]]:
         try:
             return self.describe(image_id)
         except is_aws_error_code(*IMAGE_NOT_FOUND):
             # Just created and not visible yet: report the id alone.
             return None
-
-    def predicted(self, before: dict[str, Any]) -> dict[str, Any]:
-        """In check mode, the existing image's state once converged."""
-        after = dict(before)
-        params = self.params
-        if params["tags"] is not None:
-            to_set, to_remove = tag_changes(before.get("tags", {}), params["tags"], params["purge_tags"])
-            after["tags"] = {k: v for k, v in {**before.get("tags", {}), **to_set}.items() if k not in to_remove}
-        wanted_snap = self.wanted_snapshot_tags()
-        if wanted_snap is not None:
-            new_snap_tags = {}
-            for snap, tags in before.get("snapshot_tags", {}).items():
-                to_set, to_remove = tag_changes(tags, wanted_snap, params["purge_tags"])
-                new_snap_tags[snap] = {k: v for k, v in {**tags, **to_set}.items() if k not in to_remove}
-            after["snapshot_tags"] = new_snap_tags
-        if self.wanted_launch is not None:
-            after["launch_permissions"] = [{k: v} for k, v in sorted(self.wanted_launch)]
-        volume = self.wanted_volume_permissions()
-        if volume is not None:
-            after["snapshot_create_volume_permissions"] = {s: sorted(volume) for s in before.get("snapshot_create_volume_permissions", {})}
-        if params["imds_support"]:
-            after["imds_support"] = params["imds_support"]
-        deprecation = self.wanted_deprecation(before.get("deprecation_time"))
-        if deprecation:
-            after["deprecation_time"] = deprecation
-        return after
-
 
 def main() -> None:
     module = AnsibleAWSModule(

@@ -134,6 +134,28 @@ def test_check_mode_on_existing_image_changes_nothing(ec2: Any, instance_id: str
     assert unchanged["changed"] is False
 
 
+def test_check_mode_predicts_exactly_what_the_run_then_does(ec2: Any, instance_id: str, run_module: RunModule) -> None:
+    created = run_module(ami_create.main, {"instance_id": instance_id, "name": "web-plan", "tags": {"role": "web", "old": "x"}})
+    args = {
+        "instance_id": instance_id,
+        "name": "web-plan",
+        "tags": {"role": "db"},
+        "snapshot_tags": {"kind": "root"},
+        "launch_permissions": {"user_ids": [ACCOUNT]},
+    }
+    planned = run_module(ami_create.main, args, check_mode=True, diff=True)
+    applied = run_module(ami_create.main, args, diff=True)
+    assert planned["changed"] is True and applied["changed"] is True
+    assert planned["diff"] == applied["diff"]
+    snap = created["image"]["snapshot_ids"][0]
+    assert applied["diff"]["after"]["snapshot_tags"] == {snap: {"kind": "root"}}
+    assert applied["diff"]["after"]["snapshot_create_volume_permissions"] == {snap: [ACCOUNT]}
+    again_planned = run_module(ami_create.main, args, check_mode=True, diff=True)
+    again = run_module(ami_create.main, args)
+    assert again_planned["changed"] is False and again["changed"] is False
+    assert again_planned["diff"]["before"] == again_planned["diff"]["after"] == applied["diff"]["after"]
+
+
 def test_force_replaces_image_and_deletes_its_snapshots(ec2: Any, instance_id: str, run_module: RunModule) -> None:
     old = run_module(ami_create.main, {"instance_id": instance_id, "name": "web-latest"})
     old_snap = old["image"]["snapshot_ids"][0]
@@ -455,9 +477,9 @@ def test_deprecation_request(aws_env: None, monkeypatch: pytest.MonkeyPatch, run
     # moto lacks EnableImageDeprecation.
     with StubbedEC2(monkeypatch) as ec2:
         queue_name_taken(ec2, image("available"))
-        ec2.add("describe_snapshots", {"Snapshots": [snapshot("100%")]})
+        # The image's state is read in full (the plan) before anything changes.
+        queue_converge_existing(ec2)
         ec2.add("enable_image_deprecation", {"Return": True}, {"ImageId": IMAGE_ID, "DeprecateAt": "2099-01-31T12:01:00Z"})
-        ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
         ec2.add("describe_images", {"Images": [image("available", DeprecationTime="2099-01-31T12:01:00.000Z")]}, {"ImageIds": [IMAGE_ID]})
         result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "deprecate_at": "2099-01-31T12:00:40Z"})
         ec2.stubber.assert_no_pending_responses()
@@ -497,9 +519,8 @@ def test_imds_support_set_on_existing_image(aws_env: None, monkeypatch: pytest.M
     # moto accepts ModifyImageAttribute(ImdsSupport) but does not keep it.
     with StubbedEC2(monkeypatch) as ec2:
         queue_name_taken(ec2, image("available"))
-        ec2.add("describe_snapshots", {"Snapshots": [snapshot("100%")]})
+        queue_converge_existing(ec2)
         ec2.add("modify_image_attribute", {}, {"ImageId": IMAGE_ID, "ImdsSupport": {"Value": "v2.0"}})
-        ec2.add("describe_image_attribute", {"ImageId": IMAGE_ID, "LaunchPermissions": []})
         ec2.add("describe_images", {"Images": [image("available", ImdsSupport="v2.0")]}, {"ImageIds": [IMAGE_ID]})
         result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "imds_support": "v2.0"})
         assert result["changed"] is True, result
