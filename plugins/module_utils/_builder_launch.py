@@ -368,7 +368,7 @@ def existing_builder(client: Any, bake_id: str, states: tuple[str, ...], key_dir
         raise StepError("launch", f"Bake {bake_id} already has builder {instance_id} and it is {state}; {again}")
     name = temporary_name(bake_id)
     groups = [g["GroupId"] for g in instance.get("SecurityGroups", []) if g.get("GroupName") == name]
-    ec2_public = _public_key(client, name) if instance.get("KeyName") == name else None
+    ec2_public = _public_key(client, name) if groups and instance.get("KeyName") == name else None
     if not groups or ec2_public is None:
         raise StepError(
             "launch",

@@ -16,9 +16,8 @@ from botocore.stub import Stubber
 
 from ansible_collections.bakery.ami.plugins.module_utils import _builder_find as find
 from ansible_collections.bakery.ami.plugins.module_utils import _builder_launch as launch
-from ansible_collections.bakery.ami.plugins.module_utils import _builder_release as release
 from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY
-from ansible_collections.bakery.ami.plugins.module_utils._waiter import GROUP_RELEASED, INSTANCE_RUNNING
+from ansible_collections.bakery.ami.plugins.module_utils._waiter import INSTANCE_RUNNING
 from ansible_collections.bakery.ami.plugins.modules import builder_resources
 
 BAKE = "unit-bake-1"
@@ -217,21 +216,6 @@ def test_launch_makes_only_the_calls_it_needs(tmp_path: Path) -> None:
     assert running["PrivateIpAddress"] == "10.0.0.5"
     assert keys == ["ssh-ed25519 AAAAC3Nza"]
     assert sleeps[0] == INSTANCE_RUNNING.first_delay  # no poll before an instance could be running
-
-
-def test_security_group_deletion_waits_out_dependency_violation() -> None:
-    client, stub = _stubbed()
-    stub.add_client_error("delete_security_group", "DependencyViolation", "resource sg-1 has a dependent object",
-                          expected_params={"GroupId": "sg-1"})
-    stub.add_response("delete_security_group", {}, {"GroupId": "sg-1"})
-    stub.add_client_error("delete_security_group", "InvalidGroup.NotFound", "gone", expected_params={"GroupId": "sg-2"})
-    done = release.Release(security_group_ids=["sg-1", "sg-2"])
-    sleeps: list[float] = []
-    with stub:
-        release.delete_security_groups(client, done, timeout=60, sleep=sleeps.append)
-        stub.assert_no_pending_responses()
-    assert done.deleted_security_groups == ["sg-1"]
-    assert sleeps == [GROUP_RELEASED.delay]
 
 
 def test_the_source_can_come_from_an_ssm_parameter(run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
