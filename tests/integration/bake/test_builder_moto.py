@@ -68,3 +68,31 @@ def test_bake_failing_before_ssh_names_the_step_and_leaves_nothing(moto_server: 
     terminated = moto_server.client("ec2").describe_instances(
         Filters=[{"Name": "tag:bakery:bake-id", "Values": [bake_id]}])["Reservations"]
     assert [i["State"]["Name"] for r in terminated for i in r["Instances"]] == ["terminated"]
+
+
+def test_cleanup_removes_the_bakes_temporary_role_and_instance_profile(moto_server: Moto, source_ami: str) -> None:
+    # What a bake reaching its builder through Session Manager makes: a role with a managed and
+    # an inline policy, in an instance profile, both tagged like every temporary resource.
+    bake_id = "iam-cleanup-1"
+    iam = moto_server.client("iam")
+    tags = [{"Key": "bakery:bake-id", "Value": bake_id}, {"Key": "bakery:temporary", "Value": "true"}]
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ssm:UpdateInstanceInformation", "Resource": "*"}]})
+    name = f"bakery-{bake_id}"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, Tags=tags)
+    policy_arn = iam.create_policy(PolicyName=f"{name}-ssm", PolicyDocument=policy)["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
+    iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=policy)
+    iam.create_instance_profile(InstanceProfileName=name, Tags=tags)
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    # another bake's role stays
+    iam.create_role(RoleName="bakery-another-bake", AssumeRolePolicyDocument=trust,
+                    Tags=[{"Key": "bakery:bake-id", "Value": "another-bake"}, {"Key": "bakery:temporary", "Value": "true"}])
+
+    for attempt in (1, 2):  # twice is harmless
+        clean = run_playbook(HERE / "playbooks/cleanup.yml", base_vars(moto_server, source_ami, bake_id=bake_id))
+        assert clean.returncode == 0, f"cleanup run {attempt}: " + clean.stdout + clean.stderr
+        assert [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("bakery-")] == ["bakery-another-bake"]
+        assert [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]] == []
