@@ -243,6 +243,15 @@ def describe_instance(client: Any, instance_id: str) -> dict[str, Any]:
     return instances[0] if instances else {}
 
 
+def instance_states(client: Any, instance_ids: list[str]) -> dict[str, str]:
+    """The state of each instance, in one call."""
+    try:
+        reservations = client.describe_instances(InstanceIds=instance_ids, aws_retry=True)["Reservations"]
+    except AWS_ERRORS as e:
+        raise StepError("stop", f"DescribeInstances {', '.join(instance_ids)} failed: {aws_error_message(e)}") from e
+    return {i["InstanceId"]: i.get("State", {}).get("Name", "") for r in reservations for i in r["Instances"]}
+
+
 def wait_for_state(
     client: Any,
     instance_id: str,

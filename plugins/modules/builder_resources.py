@@ -529,15 +529,15 @@ class Builder:
         return result
 
     def stopped(self) -> dict[str, Any]:
+        """Plan (which of the instances are not stopped yet), then stop those."""
         self.step = "stop"
-        changed = False
-        for instance_id in self.params["instance_ids"]:
-            if self.module.check_mode:
-                state = launch.describe_instance(self.client, instance_id).get("State", {}).get("Name")
-                changed = changed or state != "stopped"
-            else:
-                changed = launch.stop(self.client, instance_id, self.params["wait_timeout"]) or changed
-        return {"changed": changed}
+        ids = self.params["instance_ids"]
+        states = launch.instance_states(self.client, ids)
+        to_stop = [instance_id for instance_id in ids if states.get(instance_id) != "stopped"]
+        if not self.module.check_mode:
+            for instance_id in to_stop:
+                launch.stop(self.client, instance_id, self.params["wait_timeout"])
+        return {"changed": bool(to_stop)}
 
     def absent(self) -> dict[str, Any]:
         """Plan (the ids given and what the selector finds), then remove it, or in check mode report it."""

@@ -146,6 +146,10 @@ def test_missing_host_keys_fail_at_their_step_and_the_key_dir_goes(
 def test_stopped_then_absent_by_id_then_by_tag(run_module: Callable[..., dict[str, Any]], ec2: Any, tmp_path: Path) -> None:
     made = _present(run_module, ec2, tmp_path)
     instance_id = made["instance_id"]
+    would = run_module(builder_resources.main, {"bake_id": BAKE, "state": "stopped", "instance_ids": [instance_id]},
+                       check_mode=True)
+    assert (would["failed"], would["changed"]) == (False, True)
+    assert ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"] == "running"
     stopped = run_module(builder_resources.main, {"bake_id": BAKE, "state": "stopped", "instance_ids": [instance_id]})
     assert (stopped["failed"], stopped["changed"]) == (False, True)
     state = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
