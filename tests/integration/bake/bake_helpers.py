@@ -38,7 +38,8 @@ def _boto_credentials() -> dict[str, str]:
 
 
 def run_playbook(playbook: Path, extra_vars: dict[str, Any], *args: str,
-                 env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+                 env: dict[str, str] | None = None, timeout: float = 900,
+                 inventory: Path = HERE / "inventory.yml") -> subprocess.CompletedProcess[str]:
     """ansible-playbook as a user runs it, from the repository root (its ansible.cfg)."""
     import json
 
@@ -53,7 +54,7 @@ def run_playbook(playbook: Path, extra_vars: dict[str, Any], *args: str,
         **(env or {}),
     }
     environment.pop("AWS_ENDPOINT_URL", None)
-    command = [str(BIN / "ansible-playbook"), "-i", str(HERE / "inventory.yml"), str(playbook),
+    command = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook),
                "-e", json.dumps(extra_vars), *args]
     return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True,
                           timeout=timeout, check=False)
