@@ -11,7 +11,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, TypeVar
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
@@ -47,25 +47,25 @@ class RegionPlan:
 
     region: str
     name: str
-    description: Optional[str]
+    description: str | None
     encrypted: bool
-    kms_key_id: Optional[str]
+    kms_key_id: str | None
     tags: dict[str, str]
 
 
 @dataclass
 class RegionOutcome:
     region: str
-    image: Optional[dict[str, Any]] = None
+    image: dict[str, Any] | None = None
     created: bool = False
     changed: bool = False
-    error: Optional[str] = None
+    error: str | None = None
     launch_permissions: list[dict[str, str]] = field(default_factory=list)
     # A reused copy's deprecation time as found, for the diff.
-    deprecation_before: Optional[str] = None
+    deprecation_before: str | None = None
 
 
-def kms_key_problem(kms: Any, key_id: str) -> Optional[str]:
+def kms_key_problem(kms: Any, key_id: str) -> str | None:
     """Why KMS (DescribeKey, in the client's region) says `key_id` cannot encrypt a copy there, or None."""
     try:
         meta = kms.describe_key(KeyId=key_id, aws_retry=True)["KeyMetadata"]
@@ -93,10 +93,10 @@ class CopyEngine:
         clients: dict[str, Any],
         source_region: str,
         source_image_id: str,
-        wanted_permissions: Optional[set[tuple[str, str]]],
+        wanted_permissions: set[tuple[str, str]] | None,
         wait_timeout: float,
         sleep: Callable[[float], None] = time.sleep,
-        deprecation: Callable[[Optional[str]], Optional[str]] = lambda current: None,
+        deprecation: Callable[[str | None], str | None] = lambda current: None,
     ) -> None:
         self.clients = clients
         self.source_region = source_region
@@ -110,13 +110,13 @@ class CopyEngine:
         # One token per run: a copy call retried after a lost response never makes two copies.
         self.run_token = uuid.uuid4().hex[:24]
 
-    def find_existing(self, plan: RegionPlan) -> Optional[dict[str, Any]]:
+    def find_existing(self, plan: RegionPlan) -> dict[str, Any] | None:
         """The account's own live copy of the source image in the plan's region, found by its source tag and name."""
         images = find_own_images(self.clients[plan.region], {f"tag:{COPY_SOURCE_TAG}": [self.source_value], "name": [plan.name]})
         live = [i for i in images if i.get("State") not in DEAD_STATES]
         return live[0] if live else None
 
-    def copy_or_reusable(self, plan: RegionPlan) -> tuple[Optional[str], Optional[dict[str, Any]]]:
+    def copy_or_reusable(self, plan: RegionPlan) -> tuple[str | None, dict[str, Any] | None]:
         """CopyImage; when EC2 answers that the name is taken, the copy holding it, if it is ours to reuse.
 
         Returns (new image id, None) or (None, the existing copy); raises EC2's error when the name is
@@ -145,7 +145,7 @@ class CopyEngine:
         outcome = RegionOutcome(plan.region)
         try:
             existing = self.find_existing(plan) if check_mode else None
-            image_id: Optional[str] = None
+            image_id: str | None = None
             if not check_mode:
                 image_id, existing = self.copy_or_reusable(plan)
             if existing is not None:
@@ -245,7 +245,7 @@ class CopyEngine:
         )
         return waiter.wait()
 
-    def finish(self, outcome: RegionOutcome, plan: RegionPlan, deadline: Optional[float]) -> RegionOutcome:
+    def finish(self, outcome: RegionOutcome, plan: RegionPlan, deadline: float | None) -> RegionOutcome:
         """Waits for a new copy (until `deadline`, when given) and makes sure of its tags and launch
         permissions; then of any copy's deprecation."""
         if outcome.error or outcome.image is None:
@@ -285,7 +285,7 @@ class CopyEngine:
             self.sleep(min(COPY_AVAILABLE.first_delay, self.wait_timeout))
         return {r: self.finish(started[r], by_region[r], deadline) for r in regions}
 
-    def rollback(self, outcome: RegionOutcome) -> Optional[str]:
+    def rollback(self, outcome: RegionOutcome) -> str | None:
         """Deregisters a copy this run made and deletes its snapshots; returns an error text or None.
 
         Deregistering a copy that is still pending also cancels it.
@@ -304,7 +304,7 @@ class CopyEngine:
             return aws_error_message(e)
         return None
 
-    def rollback_all(self, outcomes: list[RegionOutcome]) -> dict[str, Optional[str]]:
+    def rollback_all(self, outcomes: list[RegionOutcome]) -> dict[str, str | None]:
         created = [o for o in outcomes if o.created and o.image is not None]
         by_region = {o.region: o for o in created}
         return in_parallel(list(by_region), lambda r: self.rollback(by_region[r]))

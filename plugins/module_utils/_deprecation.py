@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime
-from typing import Optional
 
 from ansible_collections.bakery.ami.plugins.module_utils._durations import (
     DURATION_HELP,
@@ -16,7 +15,7 @@ from ansible_collections.bakery.ami.plugins.module_utils._durations import (
 )
 
 
-def deprecation_problem(deprecate_at: Optional[str], deprecate_in: Optional[str]) -> Optional[str]:
+def deprecation_problem(deprecate_at: str | None, deprecate_in: str | None) -> str | None:
     """A one-sentence reason the options are refused (the value and what is allowed), or None."""
     if deprecate_at:
         when = parse_time(deprecate_at)
@@ -30,11 +29,11 @@ def deprecation_problem(deprecate_at: Optional[str], deprecate_in: Optional[str]
 
 
 def wanted_deprecation(
-    deprecate_at: Optional[str],
-    deprecate_in: Optional[str],
-    current: Optional[str],
-    now: Optional[datetime.datetime] = None,
-) -> Optional[str]:
+    deprecate_at: str | None,
+    deprecate_in: str | None,
+    current: str | None,
+    now: datetime.datetime | None = None,
+) -> str | None:
     """The deprecation time to set (ISO, to the minute), or None when nothing is to change.
 
     deprecate_in only applies to an image without a deprecation time, so a rerun does not move it.

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Optional
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DURATION_RE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 DURATION_HELP = "a whole number followed by m (minutes), h (hours), d (days) or w (weeks), such as 30d"
 
 
-def parse_duration(text: str) -> Optional[datetime.timedelta]:
+def parse_duration(text: str) -> datetime.timedelta | None:
     """`30d` as a timedelta; None when `text` is not a duration."""
     match = DURATION_RE.match(str(text))
     if not match:
@@ -20,7 +19,7 @@ def parse_duration(text: str) -> Optional[datetime.timedelta]:
     return datetime.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
-def parse_time(text: str) -> Optional[datetime.datetime]:
+def parse_time(text: str) -> datetime.datetime | None:
     """An ISO 8601 date or date-time as an aware UTC datetime (UTC when no zone is given); None if unreadable."""
     try:
         when = datetime.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable
 
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import boto3_resource_to_ansible_dict
 
@@ -18,7 +18,7 @@ AMI_NAME_RE = re.compile(r"^[A-Za-z0-9()\[\] ./\-'@_]{3,128}$")
 IMAGE_NOT_FOUND = frozenset(("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"))
 
 
-def ami_name_problem(name: str) -> Optional[str]:
+def ami_name_problem(name: str) -> str | None:
     """Why `name` is not a valid AMI name, or None when it is."""
     if len(name) < 3:
         return f"the AMI name {name!r} is too short: it needs 3 to 128 characters"
@@ -32,7 +32,7 @@ def ami_name_problem(name: str) -> Optional[str]:
     return None
 
 
-def describe_image(client: Any, image_id: str) -> Optional[dict[str, Any]]:
+def describe_image(client: Any, image_id: str) -> dict[str, Any] | None:
     """The image `image_id` (any owner, including deregistered-but-visible states), or None."""
     try:
         images = client.describe_images(ImageIds=[image_id], aws_retry=True)["Images"]
@@ -41,7 +41,7 @@ def describe_image(client: Any, image_id: str) -> Optional[dict[str, Any]]:
     return images[0] if images else None
 
 
-def find_own_images(client: Any, filters: dict[str, list[str]], owners: Optional[list[str]] = None) -> list[dict[str, Any]]:
+def find_own_images(client: Any, filters: dict[str, list[str]], owners: list[str] | None = None) -> list[dict[str, Any]]:
     """Images matching `filters` owned by `owners` (the account itself by default)."""
     boto_filters = [{"Name": k, "Values": v} for k, v in filters.items()]
     return _list_images(client, owners or ["self"], boto_filters)
@@ -57,7 +57,7 @@ def _list_images(client: Any, owners: list[str], boto_filters: list[dict[str, An
     return images
 
 
-def find_own_image_by_name(client: Any, name: str) -> Optional[dict[str, Any]]:
+def find_own_image_by_name(client: Any, name: str) -> dict[str, Any] | None:
     """The account's own image called `name` in the client's region; names are unique per account and region."""
     images = [i for i in find_own_images(client, {"name": [name]}) if i.get("State") != "deregistered"]
     return images[0] if images else None
@@ -71,7 +71,7 @@ def snapshot_ids(image: dict[str, Any]) -> list[str]:
     ]
 
 
-def image_result(image: dict[str, Any], launch_permissions: Optional[list[dict[str, str]]] = None) -> dict[str, Any]:
+def image_result(image: dict[str, Any], launch_permissions: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """The image as every module returns it (snake_case, tags as a dict)."""
     return {
         "image_id": image["ImageId"],
@@ -101,7 +101,7 @@ def snapshot_used_elsewhere(
     snapshot_id: str,
     image_id: str,
     *,
-    images: Optional[list[dict[str, Any]]] = None,
+    images: list[dict[str, Any]] | None = None,
     also_gone: Iterable[str] = (),
 ) -> bool:
     """True when another of the account's images still refers to `snapshot_id`.
@@ -120,7 +120,7 @@ def snapshot_used_elsewhere(
     )
 
 
-def delete_snapshot(client: Any, snapshot_id: str, attempts: int = 6, sleep: Optional[Callable[[float], None]] = None) -> bool:
+def delete_snapshot(client: Any, snapshot_id: str, attempts: int = 6, sleep: Callable[[float], None] | None = None) -> bool:
     """Deletes a snapshot; just after a deregistration EC2 may still call it in use, so that is retried briefly.
 
     Returns False when the snapshot was already gone.
@@ -143,7 +143,7 @@ def deregister_image(
     image: dict[str, Any],
     delete_snapshots: bool = True,
     *,
-    images: Optional[list[dict[str, Any]]] = None,
+    images: list[dict[str, Any]] | None = None,
     also_gone: Iterable[str] = (),
 ) -> tuple[list[str], list[str]]:
     """Deregisters `image`, then deletes its own snapshots.

@@ -3,7 +3,7 @@
 """Launch permissions: the option shape users give, and the changes that reach it."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 # Option key -> EC2 LaunchPermission key.
 PERMISSION_KEYS = {
@@ -19,15 +19,15 @@ LAUNCH_PERMISSIONS_SPEC: dict[str, Any] = {
 }
 
 
-def wanted_permissions(option: Optional[dict[str, Optional[list[str]]]]) -> Optional[set[tuple[str, str]]]:
+def wanted_permissions(option: dict[str, list[str] | None] | None) -> set[tuple[str, str]] | None:
     """The option as a set of (EC2 key, value); None when the option was not given."""
     if option is None:
         return None
     return {(PERMISSION_KEYS[key], str(value)) for key, values in option.items() for value in (values or [])}
 
 
-def public_requested(option: Optional[dict[str, Optional[list[str]]]]) -> bool:
-    return bool(option) and "all" in (option.get("group_names") or [])
+def public_requested(option: dict[str, list[str] | None] | None) -> bool:
+    return bool(option) and "all" in ((option or {}).get("group_names") or [])
 
 
 def describe_launch_permissions(client: Any, image_id: str) -> list[dict[str, str]]:
@@ -40,7 +40,7 @@ def as_set(permissions: list[dict[str, str]]) -> set[tuple[str, str]]:
 
 
 def permission_changes(
-    current: list[dict[str, str]], wanted: Optional[set[tuple[str, str]]]
+    current: list[dict[str, str]], wanted: set[tuple[str, str]] | None
 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """(to add, to remove) to make the image's launch permissions exactly `wanted`."""
     if wanted is None:
@@ -61,5 +61,5 @@ def apply_permissions(client: Any, image_id: str, add: list[dict[str, str]], rem
         client.modify_image_attribute(ImageId=image_id, LaunchPermission=change, aws_retry=True)
 
 
-def user_ids(wanted: Optional[set[tuple[str, str]]]) -> list[str]:
+def user_ids(wanted: set[tuple[str, str]] | None) -> list[str]:
     return sorted(v for k, v in (wanted or set()) if k == "UserId")

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Iterable, Optional
+from typing import Iterable
 
 try:
     import botocore
 except ImportError:  # AnsibleAWSModule reports a missing botocore itself
-    botocore = None
+    botocore = None  # type: ignore[assignment]
 
 
-def _from_endpoint_data() -> Optional[set[str]]:
+def _from_endpoint_data() -> set[str] | None:
     """EC2's regions of every partition, read straight from botocore's endpoints.json: what
     Session.get_available_regions answers, without building a resolver (about half a second)."""
     path = os.path.join(os.path.dirname(botocore.__file__), "data", "endpoints.json")
@@ -47,7 +47,7 @@ def known_regions() -> set[str]:
     return found
 
 
-def unknown_regions(regions: Iterable[Optional[str]]) -> list[str]:
+def unknown_regions(regions: Iterable[str | None]) -> list[str]:
     """The names in `regions` that are not EC2 regions."""
     known = known_regions()
     return [r for r in regions if r and r not in known]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -58,11 +58,11 @@ class _NoSuchError(Exception):
 
 # Every error a botocore call raises: an answer of the service or a failure to get one.
 AWS_ERRORS: tuple[type[BaseException], ...] = (
-    (ClientError, BotoCoreError) if ClientError is not None else (_NoSuchError,)  # type: ignore[assignment]
+    (ClientError, BotoCoreError) if ClientError is not None else (_NoSuchError,)
 )
 
 
-def is_aws_error_code(*codes: str, error: Optional[BaseException] = None) -> type[BaseException]:
+def is_aws_error_code(*codes: str, error: BaseException | None = None) -> type[BaseException]:
     """For an except clause: catch a ClientError only when its code is one of `codes`.
 
         try:
@@ -75,7 +75,7 @@ def is_aws_error_code(*codes: str, error: Optional[BaseException] = None) -> typ
     if error is None:
         error = sys.exc_info()[1]
     if ClientError is not None and isinstance(error, ClientError) and error_code(error) in codes:
-        return ClientError  # type: ignore[no-any-return]
+        return ClientError
     return _NoSuchError
 
 

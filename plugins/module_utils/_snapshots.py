@@ -3,7 +3,7 @@
 """Snapshots behind an image: their progress and create-volume permissions."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 
 def describe_snapshots(client: Any, snapshot_ids: list[str]) -> list[dict[str, Any]]:
@@ -12,7 +12,7 @@ def describe_snapshots(client: Any, snapshot_ids: list[str]) -> list[dict[str, A
     return list(client.describe_snapshots(SnapshotIds=snapshot_ids, aws_retry=True)["Snapshots"])
 
 
-def snapshots_progress(snapshots: list[dict[str, Any]]) -> Optional[str]:
+def snapshots_progress(snapshots: list[dict[str, Any]]) -> str | None:
     """`snapshot 40%` (the least advanced one), or None before EC2 reports any."""
     percents = []
     for snap in snapshots:
@@ -29,7 +29,7 @@ def volume_permission_user_ids(client: Any, snapshot_id: str) -> list[str]:
     return sorted(p["UserId"] for p in attr.get("CreateVolumePermissions", []) if p.get("UserId"))
 
 
-def volume_permission_changes(current: list[str], wanted: Optional[list[str]]) -> tuple[list[str], list[str]]:
+def volume_permission_changes(current: list[str], wanted: list[str] | None) -> tuple[list[str], list[str]]:
     """(account ids to add, to remove) to make a snapshot's create-volume permissions exactly `wanted`;
     nothing when wanted is None."""
     if wanted is None:

@@ -3,7 +3,7 @@
 """The one tag helper: tag specifications at creation, and bringing tags to a wanted state."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
@@ -12,11 +12,11 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
 )
 
 
-def tags_to_dict(tag_list: Optional[list[dict[str, str]]]) -> dict[str, str]:
+def tags_to_dict(tag_list: list[dict[str, str]] | None) -> dict[str, str]:
     return boto3_tag_list_to_ansible_dict(tag_list or [])
 
 
-def tag_specifications(specs: Iterable[tuple[str, Optional[dict[str, str]]]]) -> list[dict[str, Any]]:
+def tag_specifications(specs: Iterable[tuple[str, dict[str, str] | None]]) -> list[dict[str, Any]]:
     """TagSpecifications for a create call: one entry per (resource type, tags) with tags."""
     return [
         {"ResourceType": rtype, "Tags": ansible_dict_to_boto3_tag_list(tags)}
@@ -26,7 +26,7 @@ def tag_specifications(specs: Iterable[tuple[str, Optional[dict[str, str]]]]) ->
 
 
 def tag_changes(
-    current: dict[str, str], wanted: Optional[dict[str, str]], purge: bool
+    current: dict[str, str], wanted: dict[str, str] | None, purge: bool
 ) -> tuple[dict[str, str], list[str]]:
     """(tags to set, keys to remove) to go from `current` to `wanted`; nothing when wanted is None."""
     if wanted is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from typing import Callable, Generic, Optional, TypeVar
+from typing import Callable, Generic, TypeVar
 
 from ansible_collections.bakery.ami.plugins.module_utils._retry import AWS_ERRORS, error_code, is_retryable
 
@@ -69,7 +69,7 @@ DEFAULT_PACE = WaitSettings()
 class WaitError(Exception):
     """A wait that ended without the resource reaching the wanted state."""
 
-    def __init__(self, message: str, last: object = None, progress: Optional[str] = None) -> None:
+    def __init__(self, message: str, last: object = None, progress: str | None = None) -> None:
         super().__init__(message)
         self.last = last
         self.progress = progress
@@ -101,15 +101,15 @@ class Waiter(Generic[T]):
         *,
         what: str,
         timeout: float,
-        failed: Optional[Callable[[T], Optional[str]]] = None,
-        progress: Optional[Callable[[T], Optional[str]]] = None,
+        failed: Callable[[T], str | None] | None = None,
+        progress: Callable[[T], str | None] | None = None,
         missing_codes: frozenset[str] = frozenset(),
         settings: WaitSettings = DEFAULT_PACE,
-        delay: Optional[float] = None,
-        max_delay: Optional[float] = None,
-        backoff: Optional[float] = None,
-        first_delay: Optional[float] = None,
-        jitter: Optional[float] = None,
+        delay: float | None = None,
+        max_delay: float | None = None,
+        backoff: float | None = None,
+        first_delay: float | None = None,
+        jitter: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -124,7 +124,7 @@ class Waiter(Generic[T]):
         self.settings = dataclasses.replace(settings, **{k: v for k, v in given.items() if v is not None})
         self.clock = clock
         self.sleep = sleep
-        self.progress: Optional[str] = None
+        self.progress: str | None = None
         self.polls = 0
         self.throttled = 0
 
@@ -132,7 +132,7 @@ class Waiter(Generic[T]):
         deadline = self.clock() + self.timeout
         pace = self.settings
         delay = pace.delay
-        last: Optional[T] = None
+        last: T | None = None
         if pace.first_delay > 0:
             self.sleep(min(pace.first_delay, self.timeout))
         while True:

@@ -249,7 +249,7 @@ copied_regions:
   sample: ["us-west-2"]
 """
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
@@ -290,7 +290,7 @@ class AmiCopy:
                 return settings
         return {}
 
-    def check_input(self, source_region: Optional[str], regions: list[str]) -> None:
+    def check_input(self, source_region: str | None, regions: list[str]) -> None:
         if not source_region:
             raise BadInput("No source region: set source_region (or region).")
         unknown = unknown_regions([source_region] + regions)
@@ -368,14 +368,14 @@ class AmiCopy:
             diff["after"]["deprecation_times"] = {o.region: self.deprecation_after(o) for o in outcomes}
         return diff
 
-    def deprecation_after(self, outcome: RegionOutcome) -> Optional[str]:
+    def deprecation_after(self, outcome: RegionOutcome) -> str | None:
         if not self.check_mode:
             return outcome.image.get("DeprecationTime") if outcome.image else None
         # Check mode changed nothing: what the run would set, or what the copy keeps.
         current = outcome.image.get("DeprecationTime") if outcome.image else None
         return self.deprecation(current) or current
 
-    def deprecation_for(self) -> Callable[[Optional[str]], Optional[str]]:
+    def deprecation_for(self) -> Callable[[str | None], str | None]:
         """current DeprecationTime -> the one to set; one start time, so deprecate_in gives every copy the same time."""
         now = utcnow()
         at, within = self.params["deprecate_at"], self.params["deprecate_in"]

@@ -266,7 +266,7 @@ deleted_snapshots:
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
@@ -369,7 +369,7 @@ def argument_spec() -> dict[str, Any]:
     )
 
 
-def block_device_mappings(option: Optional[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def block_device_mappings(option: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     mappings = []
     for item in option or []:
         mapping: dict[str, Any] = {"DeviceName": item["device_name"]}
@@ -395,9 +395,9 @@ class ImageState:
 
     image: dict[str, Any]
     snapshot_ids: list[str]
-    snapshot_tags: Optional[dict[str, dict[str, str]]]
+    snapshot_tags: dict[str, dict[str, str]] | None
     launch_permissions: list[dict[str, str]]
-    volume_permissions: Optional[dict[str, list[str]]]
+    volume_permissions: dict[str, list[str]] | None
 
     @property
     def image_id(self) -> str:
@@ -434,8 +434,8 @@ class ImageChanges:
     # Only the snapshots whose tags or create-volume permissions change: id -> (to set/add, to remove).
     snapshot_tags: dict[str, tuple[dict[str, str], list[str]]] = field(default_factory=dict)
     volume_permissions: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
-    imds_support: Optional[str] = None
-    deprecate_at: Optional[str] = None
+    imds_support: str | None = None
+    deprecate_at: str | None = None
     launch_to_add: list[dict[str, str]] = field(default_factory=list)
     launch_to_remove: list[dict[str, str]] = field(default_factory=list)
 
@@ -480,8 +480,8 @@ class Plan:
     """
 
     looked_up: bool
-    keep: Optional[ImageChanges] = None
-    replace: Optional[dict[str, Any]] = None
+    keep: ImageChanges | None = None
+    replace: dict[str, Any] | None = None
 
 
 class ImageCreator:
@@ -496,11 +496,11 @@ class ImageCreator:
         self.changed = False
         self.before: dict[str, Any] = {}
         self.after: dict[str, Any] = {}
-        self.replaced_image_id: Optional[str] = None
+        self.replaced_image_id: str | None = None
         self.deleted_snapshots: list[str] = []
         self.wanted_launch = wanted_permissions(self.params["launch_permissions"])
         # The image's launch permissions once they are known, so result() need not ask again.
-        self.launch_permissions: Optional[list[dict[str, str]]] = None
+        self.launch_permissions: list[dict[str, str]] | None = None
 
     # ---- input checks: no AWS call before these pass
     def fail(self, msg: str, **extra: Any) -> None:
@@ -537,19 +537,19 @@ class ImageCreator:
             self.fail(f"Invalid wait_timeout {params['wait_timeout']}: give a number of seconds greater than 0.")
 
     # ---- the requested state
-    def wanted_snapshot_tags(self) -> Optional[dict[str, str]]:
+    def wanted_snapshot_tags(self) -> dict[str, str] | None:
         if self.params["snapshot_tags"] is not None:
             return self.params["snapshot_tags"]
         return self.params["tags"]
 
-    def wanted_volume_permissions(self) -> Optional[list[str]]:
+    def wanted_volume_permissions(self) -> list[str] | None:
         if self.params["snapshot_create_volume_permissions"] is not None:
             return [str(i) for i in self.params["snapshot_create_volume_permissions"]]
         if self.wanted_launch is not None:
             return user_ids(self.wanted_launch)
         return None
 
-    def wanted_deprecation(self, current: Optional[str]) -> Optional[str]:
+    def wanted_deprecation(self, current: str | None) -> str | None:
         """The deprecation time to set (ISO, to the minute), or None when nothing is to change."""
         return wanted_deprecation(self.params["deprecate_at"], self.params["deprecate_in"], current)
 
@@ -768,7 +768,7 @@ class ImageCreator:
             request["TagSpecifications"] = specs
         return request
 
-    def attempt_create(self) -> tuple[Optional[str], Optional[dict[str, Any]], int]:
+    def attempt_create(self) -> tuple[str | None, dict[str, Any] | None, int]:
         """CreateImage, retried on throttling: (new image id, None, attempts) or, when the name is taken,
         (None, the image holding it, attempts)."""
         request = self.create_request()
@@ -805,7 +805,7 @@ class ImageCreator:
     def wait_available(self, image_id: str) -> dict[str, Any]:
         progress_from = _clock() + max(PROGRESS_AFTER, self.params["wait_timeout"] - PROGRESS_WINDOW)
 
-        def failed(seen: dict[str, Any]) -> Optional[str]:
+        def failed(seen: dict[str, Any]) -> str | None:
             image = seen.get("image") or {}
             if image.get("State") in IMAGE_FAILED_STATES:
                 reason = image.get("StateReason", {}).get("Message") or "no reason given"
@@ -834,7 +834,7 @@ class ImageCreator:
         images = self.client.describe_images(ImageIds=[image_id], aws_retry=True)["Images"]
         return dict(images[0])
 
-    def result(self, image: Optional[dict[str, Any]], image_id: Optional[str] = None) -> dict[str, Any]:
+    def result(self, image: dict[str, Any] | None, image_id: str | None = None) -> dict[str, Any]:
         result: dict[str, Any] = {
             "changed": self.changed,
             "image_id": image["ImageId"] if image else image_id,
@@ -851,7 +851,7 @@ class ImageCreator:
             return self.launch_permissions
         return describe_launch_permissions(self.client, image["ImageId"])
 
-    def describe_pending(self, image_id: str) -> Optional[dict[str, Any]]:
+    def describe_pending(self, image_id: str) -> dict[str, Any] | None:
         try:
             return self.describe(image_id)
         except is_aws_error_code(*IMAGE_NOT_FOUND):

@@ -152,7 +152,7 @@ skipped:
 
 import datetime
 import re
-from typing import Any, Optional
+from typing import Any
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
@@ -217,10 +217,10 @@ class ImagePruner:
         self.deregistered: dict[str, list[str]] = {}
         self.deleted_snapshots: dict[str, list[str]] = {}
         self.kept_snapshots: dict[str, list[str]] = {}
-        self.skipped: list[dict[str, Optional[str]]] = []
+        self.skipped: list[dict[str, str | None]] = []
         self.before: dict[str, list[str]] = {}
         self.after: dict[str, list[str]] = {}
-        self.current_region: Optional[str] = None
+        self.current_region: str | None = None
         self.found_ids: set[str] = set()
 
     def fail(self, msg: str) -> None:

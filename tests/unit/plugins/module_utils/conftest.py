@@ -10,7 +10,8 @@ Test files are not a package, so they take these as fixtures rather than importi
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest

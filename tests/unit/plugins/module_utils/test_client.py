@@ -2,7 +2,8 @@
 """The one client factory: clients from the module's AWS options, in the asked regions, with the retry policy."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from ansible.module_utils.testing import patch_module_args

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
+from typing import Any
 
 import boto3
 import pytest
@@ -16,7 +16,7 @@ from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY
 REGION = "us-west-2"
 
 
-def engine(client: Any, deprecation: Optional[str] = None) -> CopyEngine:
+def engine(client: Any, deprecation: str | None = None) -> CopyEngine:
     return CopyEngine(
         {REGION: client}, "us-east-1", "ami-src", None, wait_timeout=60, sleep=lambda s: None, deprecation=lambda current: deprecation
     )

@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.bakery.ami.plugins.module_utils._deprecation import deprecation_problem, wanted_deprecation
 
-NOW = datetime.datetime(2027, 1, 1, 12, 0, 40, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2027, 1, 1, 12, 0, 40, tzinfo=datetime.UTC)
 
 
 def test_valid_options_have_no_problem() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.bakery.ami.plugins.module_utils._durations import iso_utc, parse_duration, parse_time, to_minute, utcnow
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 """The one retry policy, and catching AWS errors by their code."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -34,7 +35,7 @@ def test_waiter_backs_off_and_retries_throttling(fake_time: Any, client_error: C
     assert waiter.wait() == {"state": "available"}
     assert waiter.throttled == 2 and waiter.polls == 4
     # Jitter of one half within a growing ceiling: 2, 4, 8.
-    for seconds, ceiling in zip(fake_time.sleeps, [2, 4, 8]):
+    for seconds, ceiling in zip(fake_time.sleeps, [2, 4, 8], strict=False):
         assert ceiling / 2 <= seconds <= ceiling
 
 
@@ -46,7 +47,7 @@ def test_waiter_first_delay_and_narrow_jitter(fake_time: Any, scripted: Scripted
     assert waiter.wait() == {"state": "available"}
     assert waiter.polls == 4
     assert fake_time.sleeps[0] == 4
-    for seconds, ceiling in zip(fake_time.sleeps[1:], [2.5, 3.0, 3.6]):
+    for seconds, ceiling in zip(fake_time.sleeps[1:], [2.5, 3.0, 3.6], strict=False):
         assert ceiling * 0.8 <= seconds <= ceiling
 
 

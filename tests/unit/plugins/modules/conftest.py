@@ -21,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest

@@ -10,15 +10,16 @@ import datetime
 import itertools
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from botocore.stub import ANY, Stubber
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.amis import AmiBackend
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.bakery.ami.plugins.module_utils import _copy
 from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY
 from ansible_collections.bakery.ami.plugins.module_utils._waiter import WaitSettings
@@ -66,7 +67,7 @@ def copy_args(source: str, **extra: Any) -> dict[str, Any]:
 def test_copies_to_every_region_with_tags_on_images_and_snapshots(source_image: str, run_module: RunModule) -> None:
     result = run_module(ami_copy.main, copy_args(source_image, tags={"purpose": "test"}, copy_tags=True))
 
-    assert not result["failed"], result["msg"] if "msg" in result else result
+    assert not result["failed"], result.get("msg", result)
     assert result["changed"] is True
     assert sorted(result["image_ids"]) == sorted(TARGETS)
     assert sorted(result["copied_regions"]) == sorted(TARGETS)
@@ -594,7 +595,7 @@ def test_deprecate_in_gives_every_new_copy_one_time(stubbed: dict[tuple[str, str
         ec2.add_response("copy_image", {"ImageId": copy_id})
         ec2.add_response("describe_images", {"Images": [_image(copy_id, "available", {COPY_TAG: f"{SOURCE_REGION}:{source}"})]})
         ec2.add_response("enable_image_deprecation", {"Return": True}, {"ImageId": copy_id, "DeprecateAt": ANY})
-    before = datetime.datetime.now(datetime.timezone.utc)
+    before = datetime.datetime.now(datetime.UTC)
 
     result = run_module(ami_copy.main, copy_args(source, regions=["us-west-2", "eu-west-1"], deprecate_in="30d"))
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 import pytest
@@ -264,7 +265,7 @@ class StubbedEC2:
     def error(self, method: str, code: str, expected: Any = None) -> None:
         self.stubber.add_client_error(method, service_error_code=code, service_message=f"stubbed {code}", http_status_code=400, expected_params=expected)
 
-    def __enter__(self) -> "StubbedEC2":
+    def __enter__(self) -> StubbedEC2:
         self.stubber.activate()
         return self
 
@@ -510,8 +511,8 @@ def test_deprecate_in_on_new_image(aws_env: None, monkeypatch: pytest.MonkeyPatc
         result = run_module(ami_create.main, {"instance_id": INSTANCE_ID, "name": "web-1", "deprecate_in": "30d"})
         ec2.stubber.assert_no_pending_responses()
     assert not result["failed"], result
-    when = datetime.datetime.strptime(sent[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-    delta = when - datetime.datetime.now(datetime.timezone.utc)
+    when = datetime.datetime.strptime(sent[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    delta = when - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(days=29, hours=23) < delta <= datetime.timedelta(days=30, minutes=1)
 
 

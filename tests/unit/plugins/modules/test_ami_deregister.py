@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 import pytest
@@ -15,14 +16,14 @@ from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY
 from ansible_collections.bakery.ami.plugins.modules import ami_deregister
 
 RunModule = Callable[..., dict[str, Any]]
-NOW = datetime.datetime.now(datetime.timezone.utc)
+NOW = datetime.datetime.now(datetime.UTC)
 
 
 def moto_image(region: str, image_id: str) -> Any:
     return ec2_backends[DEFAULT_ACCOUNT_ID][region].amis[image_id]
 
 
-def make_image(client: Any, instance_id: str, name: str, age_days: float, tags: Optional[dict[str, str]] = None) -> str:
+def make_image(client: Any, instance_id: str, name: str, age_days: float, tags: dict[str, str] | None = None) -> str:
     """An image of the account created `age_days` ago (moto stamps them all 'now', so the date is set here)."""
     spec = [{"ResourceType": "image", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}] if tags else []
     image_id = str(client.create_image(InstanceId=instance_id, Name=name, TagSpecifications=spec)["ImageId"])
