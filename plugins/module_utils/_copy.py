@@ -161,7 +161,7 @@ class CopyEngine:
                 outcome.image = {"ImageId": image_id, "State": "pending"}
         except DeadCopy as e:
             outcome.error = str(e)
-        except AWS_ERRORS as e:  # reported per region
+        except Exception as e:  # whatever fails here is this region's failure, so the others are rolled back
             outcome.error = aws_error_message(e)
         return outcome
 
@@ -264,7 +264,7 @@ class CopyEngine:
             outcome.changed |= self.ensure_deprecation(client, outcome.image, check_mode=False)
         except WaitError as e:
             outcome.error = str(e)
-        except AWS_ERRORS as e:  # reported per region
+        except Exception as e:  # whatever fails here is this region's failure, so the others are rolled back
             outcome.error = aws_error_message(e)
         return outcome
 
@@ -300,7 +300,7 @@ class CopyEngine:
             except is_aws_error_code(*IMAGE_NOT_FOUND):
                 image = outcome.image
             deregister_image(client, image, delete_snapshots=True)
-        except AWS_ERRORS as e:
+        except Exception as e:  # reported with the regions not rolled back, while the others roll back
             return aws_error_message(e)
         return None
 

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from botocore.stub import Stubber
 
-from ansible_collections.bakery.ami.plugins.module_utils._copy import CopyEngine, RegionOutcome, in_parallel, kms_key_problem
+from ansible_collections.bakery.ami.plugins.module_utils._copy import CopyEngine, RegionOutcome, RegionPlan, in_parallel, kms_key_problem
 from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY
 
 REGION = "us-west-2"
@@ -135,3 +135,14 @@ def test_rollback_reports_an_aws_error_as_text_and_leaves_reused_copies(stubbed_
         assert engine(client).rollback(RegionOutcome(REGION, image=copy(), created=True)) == "UnauthorizedOperation: You are not authorized."
         # A copy this run did not make is never rolled back: no call.
         assert engine(client).rollback(RegionOutcome(REGION, image=copy(), created=False)) is None
+
+
+def test_any_failure_of_one_region_is_that_regions_error() -> None:
+    # Not only AWS errors: the region fails, and the module rolls the other regions back.
+    class Broken:
+        def copy_image(self, **params: Any) -> dict[str, Any]:
+            raise RuntimeError("unexpected answer\nwith detail")
+
+    plan = RegionPlan(REGION, "web-1", None, False, None, {})
+    outcome = engine(Broken()).start(plan, check_mode=False)
+    assert outcome.error == "unexpected answer" and not outcome.created
