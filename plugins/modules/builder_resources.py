@@ -496,9 +496,9 @@ class Builder:
     def present(self) -> dict[str, Any]:
         """Plan (is the bake's builder there already? which image?), then launch what is missing."""
         p = self.params
-        self.step = "launch"
-        existing = launch.existing_builder(self.client, p["bake_id"], find.INSTANCE_STATES_TO_TERMINATE, p["key_dir"])
+        # nothing is made before the launch: a failure to look is one of the first step
         self.step = "source lookup"
+        existing = launch.existing_builder(self.client, p["bake_id"], find.INSTANCE_STATES_TO_TERMINATE, p["key_dir"])
         result: dict[str, Any] = {
             "changed": existing is None,
             "source_image": self.source(existing.instance["ImageId"] if existing else p["source_image_id"]),
@@ -524,7 +524,8 @@ class Builder:
         started = launch.run_instance(self.client, launch.run_request(settings, result["source_image"]["image_id"],
                                                                       key_name, group_id))
         instance = launch.wait_running(self.client, started["InstanceId"], p["wait_timeout"])
-        instance.setdefault("SpotInstanceRequestId", started.get("SpotInstanceRequestId"))
+        if started.get("SpotInstanceRequestId"):
+            instance.setdefault("SpotInstanceRequestId", started["SpotInstanceRequestId"])
         result.update(self.builder_result(instance, group_id, key_name, self.key_dir, private_file, public_line))
         return result
 

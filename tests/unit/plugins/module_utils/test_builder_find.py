@@ -104,7 +104,6 @@ def test_instance_profiles_take_tags_from_the_listing_or_ask(iam: tuple[Any, Stu
     stub.add_response("list_instance_profiles", {"InstanceProfiles": [
         {**profile, "InstanceProfileName": "bakery-listed", "Tags": TEMPORARY},
         {**profile, "InstanceProfileName": "bakery-asked"}], "IsTruncated": False}, {})
-    stub.add_response("get_instance_profile", {"InstanceProfile": {**profile, "InstanceProfileName": "bakery-asked",
-                                                                    "Tags": TEMPORARY}},
-                      {"InstanceProfileName": "bakery-asked"})
+    asked = {**profile, "InstanceProfileName": "bakery-asked", "Tags": TEMPORARY}
+    stub.add_response("get_instance_profile", {"InstanceProfile": asked}, {"InstanceProfileName": "bakery-asked"})
     assert find.instance_profiles(client, SWEEP) == ["bakery-listed", "bakery-asked"]

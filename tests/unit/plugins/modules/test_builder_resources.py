@@ -304,8 +304,7 @@ def _bake_left(ec2: Any, bake_id: str) -> dict[str, list[str]]:
 NOTHING_OF_A_BAKE: dict[str, list[str]] = {"instances": [], "groups": [], "keys": [], "roles": [], "profiles": []}
 
 
-def test_absent_by_age_removes_only_old_temporary_resources(
-    run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
+def test_absent_by_age_removes_only_old_temporary_resources(run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
     old = _leave(ec2, "killed-long-ago", minutes_ago=120)
     _leave(ec2, "killed-just-now", minutes_ago=10)
     _leave(ec2, "not-temporary", minutes_ago=120, temporary=False)
@@ -335,8 +334,7 @@ def test_absent_by_age_removes_only_old_temporary_resources(
     assert (again["failed"], again["changed"]) == (False, False)
 
 
-def test_absent_by_age_and_bake_id_keeps_other_bakes(
-    run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
+def test_absent_by_age_and_bake_id_keeps_other_bakes(run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
     _leave(ec2, "one-bake", minutes_ago=120)
     _leave(ec2, "other-bake", minutes_ago=120)
     other_before = _bake_left(ec2, "other-bake")
@@ -346,8 +344,7 @@ def test_absent_by_age_and_bake_id_keeps_other_bakes(
     assert _bake_left(ec2, "other-bake") == other_before
 
 
-def test_absent_by_bake_id_removes_its_role_and_instance_profile(
-    run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
+def test_absent_by_bake_id_removes_its_role_and_instance_profile(run_module: Callable[..., dict[str, Any]], ec2: Any) -> None:
     left = _leave(ec2, BAKE, minutes_ago=1)
     gone = run_module(builder_resources.main, {"state": "absent", "bake_id": BAKE})
     assert not gone["failed"], gone
@@ -372,8 +369,7 @@ def test_absent_by_name_removes_a_role_with_policies_and_its_profile(run_module:
 
 
 @pytest.mark.parametrize("extra", [{}, {"older_than_minutes": 0}])
-def test_find_without_bake_id_or_age_is_refused(
-    run_module: Callable[..., dict[str, Any]], ec2: Any, extra: dict[str, Any]) -> None:
+def test_find_without_bake_id_or_age_is_refused(run_module: Callable[..., dict[str, Any]], ec2: Any, extra: dict[str, Any]) -> None:
     _leave(ec2, "someone-else", minutes_ago=120)
     before = _bake_left(ec2, "someone-else")
     result = run_module(builder_resources.main, {"state": "absent", **extra})
