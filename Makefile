@@ -1,5 +1,8 @@
-# Every target installs what it needs itself: the venv from the requirements files, and the
-# Debian packages the tests use (as root, with apt-get).
+# Two kinds of target. `make test` and `make demo` (and the benchmarks and `localcloud-start`, the
+# commands that run the product on a fresh machine) install what they need: the venv from the
+# requirements files, and the Debian packages (as root, with apt-get: `make system-deps`). Every
+# other target installs only the venv: it checks the Debian packages are there and names
+# `make system-deps` when they are not.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -13,16 +16,20 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 # Debian packages the test suite needs; mk/*.mk files add theirs.
 DEB_PACKAGES := git shellcheck
-# Targets that `make test` runs, in order; mk/*.mk files add theirs.
+# The fast loop (no local cloud), side by side: `make check`.
+CHECK_TARGETS := unit sanity lint
+# `make test` runs two lanes side by side: these targets one after the other in the first,
 TEST_TARGETS := pytest sanity lint build-check
-# The second lane: targets that start a local cloud (mk/*.mk may append).
+# and these in the second (mk/*.mk files append to both).
 CLOUD_TARGETS := pytest-cloud
 
-.PHONY: help venv system-deps test pytest pytest-cloud sanity lint build-check demo clean
+.PHONY: help venv system-deps system-check test check unit pytest pytest-cloud sanity lint lint-python \
+	build-check demo clean
 
 help:
-	@echo "make demo   run the main job against the local cloud"
-	@echo "make test   run every test and quality gate"
+	@echo "make demo    run the main job against the local cloud"
+	@echo "make test    run every test and quality gate (installs Debian packages as root)"
+	@echo "make check   the fast loop: unit tests, sanity and lint, no local cloud"
 
 venv: $(VENV)/.installed
 
@@ -35,10 +42,12 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 include $(wildcard mk/*.mk)
 
 system-deps:
-	@tools/install-debs $(DEB_PACKAGES)
+	@tools/install-debs $(sort $(DEB_PACKAGES))
 
-# Two lanes side by side: the local-cloud suites mostly wait on instances and latencies, the
-# rest mostly computes. The cloud lane's output follows the other lane's.
+system-check:
+	@tools/install-debs --check $(sort $(DEB_PACKAGES))
+
+# The cloud lane's output follows the first lane's.
 test: venv system-deps
 	@mkdir -p $(BUILD); rc=0; \
 	{ crc=0; for t in $(CLOUD_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || { crc=1; break; }; done; \
@@ -48,28 +57,40 @@ test: venv system-deps
 	cat $(BUILD)/cloud-lane.log; \
 	exit $$rc
 
+check: venv system-check
+	@$(MAKE) --no-print-directory -j$(words $(CHECK_TARGETS)) --output-sync=target $(CHECK_TARGETS)
+
 # Suites that start a local cloud; the rest of tests/ runs in `pytest`.
 # (The bake suite's moto-server tests need no local cloud: they run in `pytest`.)
 CLOUD_TESTS := tests/integration/localcloud $(wildcard tests/integration/bake/test_*localcloud*.py) tests/integration/modules
+# Run by `make molecule`, after `molecule test` (they share the scenario's state directory).
+MOLECULE_TESTS := tests/integration/molecule
 
-pytest: venv system-deps
-	$(BIN)/pytest tests/unit tests/integration $(addprefix --ignore=,$(CLOUD_TESTS))
+unit: venv system-check
+	$(BIN)/pytest -p no:cacheprovider tests/unit
 
-pytest-cloud: venv system-deps
+pytest: venv system-check
+	$(BIN)/pytest tests/unit tests/integration $(addprefix --ignore=,$(CLOUD_TESTS) $(MOLECULE_TESTS))
+
+pytest-cloud: venv system-check
 	$(BIN)/pytest -p no:cacheprovider $(CLOUD_TESTS)
 
-sanity: venv
+sanity: venv system-check
 	tools/sanity
 
-lint: venv system-deps
+lint: venv system-check
 	$(BIN)/ansible-lint --profile production
 	shellcheck $$(grep -l '^#!/usr/bin/env bash' tools/* .ci/run)
 
-build-check: venv
+# ruff and mypy over every Python file (settings in pyproject.toml).
+lint-python: venv
+	tools/lint-python
+
+build-check: venv system-check
 	tools/build-check
 
 demo: venv system-deps
 	tools/demo
 
 clean:
-	rm -rf $(BUILD) .pytest_cache
+	rm -rf $(BUILD) .pytest_cache .mypy_cache .ruff_cache

@@ -18,9 +18,6 @@ from localcloud.control import CONTROL_PREFIX, handle_control
 from localcloud.requestlog import LOG_NAME, RequestLog
 from localcloud.settings import Settings
 
-# moto's own sample AMIs cannot be launched here (no filesystem behind them), so they stay out.
-os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-
 DEFAULT_REGION = "us-east-1"
 FAKE_KEY_ID = "AKIALOCALCLOUD000000"
 FAKE_SECRET = "localcloud-secret-not-a-real-credential"
@@ -177,6 +174,9 @@ def _discard_all_instances(runtime: Any) -> None:
 
 def serve(state_dir: Path, host: str, port: int, settings: Settings, seed: int | None = None) -> int:
     """Runs the local cloud in this process until SIGTERM/SIGINT; returns the exit status."""
+    # moto's own sample AMIs cannot be launched here (no filesystem behind them), so they stay out.
+    # Set here, in the server process, not on import: importing the package changes no environment.
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     state_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(state_dir / PID_FILE, f"{os.getpid()}\n")
     stop_requested = threading.Event()

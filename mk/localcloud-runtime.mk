@@ -5,7 +5,7 @@ DEB_PACKAGES += openssh-server openssh-client sudo python3 util-linux passwd nft
 
 .PHONY: localcloud-runtime-test localcloud-runtime-bench
 
-localcloud-runtime-test: venv system-deps
+localcloud-runtime-test: venv system-check
 	$(BIN)/pytest tests/integration/localcloud/test_runtime.py tests/integration/localcloud/test_runtime_layers.py
 
 localcloud-runtime-bench: venv system-deps

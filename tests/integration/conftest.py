@@ -14,9 +14,6 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     patch_moto_like_ec2(monkeypatch)
-    # the tests start from moto's stock images, which importing the local cloud (another suite's
-    # conftest, in the same session) switches off for the process
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "true")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -11,12 +11,18 @@ import time
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
-USER = "bakery-test"
-OTHER_USER = "bakery-pw"  # sudo to it needs USER's password; su to it needs its own
+# Sessions side by side (pytest-xdist workers; BAKERY_SSHD_SLOT for a run beside another) each
+# get their own users, sudoers file and loopback addresses: none removes what another still uses.
+SLOT = int(os.environ.get("BAKERY_SSHD_SLOT", "0")) + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
+_SUFFIX = str(SLOT) if SLOT else ""
+USER = f"bakery-test{_SUFFIX}"
+OTHER_USER = f"bakery-pw{_SUFFIX}"  # sudo to it needs USER's password; su to it needs its own
 PASSWORD = "b4kery-Test-pw"
+# This session's loopback addresses: NET.<n>.<m>.
+NET = f"127.{66 + SLOT}"
 
 
-SUDOERS = Path("/etc/sudoers.d/bakery-test")
+SUDOERS = Path(f"/etc/sudoers.d/bakery-test{_SUFFIX}")
 
 
 def ensure_users() -> list[str]:

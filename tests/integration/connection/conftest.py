@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from _paramiko_sshd import USER, Sshd, ensure_users, keygen, remove_users, stop_control_processes
+from _paramiko_sshd import NET, USER, Sshd, ensure_users, keygen, remove_users, stop_control_processes
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -61,7 +61,7 @@ _next_address = iter(range(2, 250))
 
 
 def make_sshd(keys: Keys, name: str) -> Sshd:
-    address = f"127.66.0.{next(_next_address)}"
+    address = f"{NET}.0.{next(_next_address)}"
     return Sshd(keys.dir / f"{name}-{address}", address, keys.authorized)
 
 

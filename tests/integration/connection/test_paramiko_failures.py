@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from _paramiko_sshd import Sshd, control_processes
+from _paramiko_sshd import NET, USER, Sshd, control_processes
 from conftest import make_sshd
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def test_no_checking_records_only_when_asked(ansible: Ansible, sshd: Sshd) -> No
 def test_wrong_key_fails_authentication(ansible: Ansible, sshd: Sshd, keys: Keys) -> None:
     run = ansible.play(PING, ansible.host_vars(sshd, ansible_private_key_file=str(keys.stranger)))
     _unreachable(run)
-    assert "authentication failed for bakery-test@" in run.out
+    assert f"authentication failed for {USER}@" in run.out
 
 
 def test_password_authentication(ansible: Ansible, sshd: Sshd, keys: Keys) -> None:
@@ -97,7 +97,7 @@ def test_jump_host(ansible: Ansible, sshd: Sshd, keys: Keys) -> None:
     try:
         known = ansible.work / "known_hosts"
         known.write_text(sshd.known_hosts_line() + jump.known_hosts_line())
-        hostvars = ansible.host_vars(sshd, bakery_paramiko_jump_host=f"bakery-test@{jump.address}:{jump.port}")
+        hostvars = ansible.host_vars(sshd, bakery_paramiko_jump_host=f"{USER}@{jump.address}:{jump.port}")
         ansible.play(PING, hostvars, check=True)
         assert jump.accepted() == 1 and sshd.accepted() == 1
         # the jump host's key is checked too
@@ -105,7 +105,7 @@ def test_jump_host(ansible: Ansible, sshd: Sshd, keys: Keys) -> None:
         hostvars["ansible_paramiko_control_path_dir"] = str(ansible.control_dir) + "-2"
         run = ansible.play(PING, hostvars, name="unknown-jump")
         _unreachable(run)
-        assert f"jump host bakery-test@{jump.address}:{jump.port}" in run.out and "is unknown" in run.out
+        assert f"jump host {USER}@{jump.address}:{jump.port}" in run.out and "is unknown" in run.out
         assert jump.fingerprint(0) in run.out
     finally:
         jump.stop()
@@ -183,13 +183,14 @@ def test_control_process_leaves_after_idle_timeout(ansible: Ansible, sshd: Sshd)
 def test_silent_server_times_out(ansible: Ansible, sshd: Sshd) -> None:
     # accepts TCP connections but never speaks SSH, like a host whose sshd hangs
     silent = socket.socket()
-    silent.bind(("127.66.4.1", 0))
+    silent_address = f"{NET}.4.1"
+    silent.bind((silent_address, 0))
     silent.listen(16)
     try:
-        hostvars = ansible.host_vars(sshd, ansible_host="127.66.4.1", ansible_port=silent.getsockname()[1],
+        hostvars = ansible.host_vars(sshd, ansible_host=silent_address, ansible_port=silent.getsockname()[1],
                                      ansible_paramiko_banner_timeout=1, ansible_paramiko_connect_timeout=3)
         run = ansible.play(PING, hostvars)
         _unreachable(run)
-        assert "SSH handshake with 127.66.4.1" in run.out and "gave up after connect_timeout 3s" in run.out
+        assert f"SSH handshake with {silent_address}" in run.out and "gave up after connect_timeout 3s" in run.out
     finally:
         silent.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from _paramiko_sshd import USER, Sshd, free_port
+from _paramiko_sshd import NET, USER, Sshd, free_port
 
 if TYPE_CHECKING:  # pytest imports conftest itself; the names are only for the checker
     from conftest import Ansible, Keys
@@ -56,7 +56,7 @@ def ic_sshd(keys: Keys) -> Iterator[Sshd]:
     authorized = keys.dir / "ic-sshd" / "authorized_keys"  # readable by the login user, unlike tmp_path
     authorized.write_text("")
     authorized.chmod(0o644)
-    server = Sshd(keys.dir / "ic-sshd", "127.66.3.1", authorized)
+    server = Sshd(keys.dir / "ic-sshd", f"{NET}.3.1", authorized)
     server.start()
     yield server
     server.stop()

@@ -82,6 +82,7 @@ def test_instance_connect_request(monkeypatch: pytest.MonkeyPatch) -> None:
     stubber.add_response("send_ssh_public_key", {"RequestId": "r", "Success": True},
                          {"InstanceId": "i-0123456789abcdef0", "InstanceOSUser": "admin",
                           "SSHPublicKey": PUBLIC_KEY})
+
     class _Session:
         def __init__(self, **kwargs: object) -> None:
             assert kwargs["profile_name"] == "bake"
