@@ -96,6 +96,17 @@ def key_pairs(client: Any, selector: Selector) -> list[str]:
     return [p["KeyName"] for p in pairs if selector.old_enough(p.get("CreateTime"))]
 
 
+def key_pairs_named(client: Any, names: list[str]) -> list[str]:
+    """Those of `names` that exist: EC2 answers DeleteKeyPair alike for a pair that is gone, so a
+    second removal would report it deleted again. (A filter, unlike KeyNames, is not refused
+    for a missing name.)"""
+    if not names:
+        return []
+    pairs = client.describe_key_pairs(Filters=[{"Name": "key-name", "Values": names}], aws_retry=True)["KeyPairs"]
+    present = {p["KeyName"] for p in pairs}
+    return [name for name in names if name in present]
+
+
 def _iam_list(call: Callable[..., dict[str, Any]], key: str) -> Iterator[dict[str, Any]]:
     """Every item of a paged IAM listing (IAM pages with Marker and IsTruncated)."""
     request: dict[str, Any] = {}

@@ -167,7 +167,7 @@ options:
     elements: str
     default: []
   key_names:
-    description: With O(state=absent), key pairs to delete.
+    description: With O(state=absent), key pairs to delete (those that do not exist are skipped).
     type: list
     elements: str
     default: []
@@ -545,8 +545,8 @@ class Builder:
         p = self.params
         self.step = "cleanup"
         release = Release(instance_ids=list(p["instance_ids"]), security_group_ids=list(p["security_group_ids"]),
-                          key_names=list(p["key_names"]), instance_profile_names=list(p["instance_profile_names"]),
-                          role_names=list(p["role_names"]))
+                          key_names=find.key_pairs_named(self.client, p["key_names"]),
+                          instance_profile_names=list(p["instance_profile_names"]), role_names=list(p["role_names"]))
         iam: Any | None = None
         if p["find"]:
             selector = find.Selector(bake_id=p["bake_id"] or "", older_than_minutes=p["older_than_minutes"])

@@ -107,3 +107,11 @@ def test_instance_profiles_take_tags_from_the_listing_or_ask(iam: tuple[Any, Stu
     asked = {**profile, "InstanceProfileName": "bakery-asked", "Tags": TEMPORARY}
     stub.add_response("get_instance_profile", {"InstanceProfile": asked}, {"InstanceProfileName": "bakery-asked"})
     assert find.instance_profiles(client, SWEEP) == ["bakery-listed", "bakery-asked"]
+
+
+def test_named_key_pairs_that_are_gone_are_left_out(ec2: tuple[Any, Stubber]) -> None:
+    client, stub = ec2
+    stub.add_response("describe_key_pairs", {"KeyPairs": [{"KeyName": "bakery-web-1"}]},
+                      {"Filters": [{"Name": "key-name", "Values": ["bakery-gone", "bakery-web-1"]}]})
+    assert find.key_pairs_named(client, ["bakery-gone", "bakery-web-1"]) == ["bakery-web-1"]
+    assert find.key_pairs_named(client, []) == []  # no call

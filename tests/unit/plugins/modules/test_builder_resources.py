@@ -161,6 +161,9 @@ def test_stopped_then_absent_by_id_then_by_tag(run_module: Callable[..., dict[st
     by_id = run_module(builder_resources.main, {"bake_id": BAKE, "state": "absent", "find": False,
                                                 "key_names": [made["key_name"]]})
     assert by_id["deleted_key_pairs"] == [made["key_name"]]
+    by_id_again = run_module(builder_resources.main, {"bake_id": BAKE, "state": "absent", "find": False,
+                                                      "key_names": [made["key_name"]]})
+    assert (by_id_again["changed"], by_id_again["deleted_key_pairs"]) == (False, [])
     assert _left(ec2) == {"instances": [instance_id], "groups": [made["security_group_id"]], "keys": []}
 
     check = run_module(builder_resources.main, {"bake_id": BAKE, "state": "absent"}, check_mode=True)
