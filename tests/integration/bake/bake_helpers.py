@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent

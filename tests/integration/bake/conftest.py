@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from bake_helpers import BIN, Moto, free_port
+
 from localcloud import testing as localcloud_testing
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 from bake_helpers import BIN, FAKE_CREDENTIALS, REPO
+from test_bake_localcloud import REGIONS, TASKS, _bake, _left_by
+
 from localcloud.testing import RunningCloud
-from test_bake_localcloud import REGIONS, _bake, _left_by
 
 pytestmark = pytest.mark.localcloud
 
@@ -38,19 +39,13 @@ def test_bake_succeeds_with_30_percent_of_calls_throttled(
 
 def test_bake_killed_during_customization_is_swept(localcloud_session: RunningCloud, tmp_path: Path) -> None:
     cloud = localcloud_session
-    tasks = tmp_path / "slow.yml"
     marker = tmp_path / "customizing"
-    tasks.write_text(
-        "- name: Tell the test the customization runs\n"
-        f"  ansible.builtin.file: {{path: {marker}, state: touch, mode: '0644'}}\n"
-        "  delegate_to: localhost\n  become: false\n"
-        "- name: A long customization\n  ansible.builtin.command: sleep 600\n  changed_when: true\n"
-    )
     bake_id = "killed-mid-bake"
     env = {**os.environ, **FAKE_CREDENTIALS, **cloud.env, "LOCALCLOUD_STATE_DIR": str(cloud.state_dir),
            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     command = [str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories/local"), str(REPO / "playbooks/bake.yml"),
-               "-e", json.dumps({"bake_id": bake_id, "bake_customize_tasks": str(tasks)})]
+               "-e", json.dumps({"bake_id": bake_id, "bake_customize_tasks": str(TASKS / "customize_slowly.yml"),
+                                 "bake_test_marker": str(marker)})]
     bake = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
@@ -80,7 +75,7 @@ def _run_tag() -> str:
 
 
 # (action failing, step named, AWS's message shown, extra variables of the bake)
-API_FAULTS = [
+API_FAULTS: list[tuple[str, str, bool, dict[str, Any]]] = [
     # the local inventory picks its source by SSM parameter, as bakes of AWS's own images do
     ("GetParameter", "source lookup", True, {}),
     ("ImportKeyPair", "key pair", True, {}),
@@ -137,17 +132,13 @@ def test_builder_refusing_ssh_fails_at_connect_and_leaves_nothing(localcloud_ses
 
 
 def test_generalize_failing_on_the_builder_fails_at_generalize_and_leaves_nothing(
-    localcloud_session: RunningCloud, tmp_path: Path
+    localcloud_session: RunningCloud,
 ) -> None:
     # A hardening customization revokes the login user's passwordless sudo as its last task:
     # it succeeds, and generalize, which needs root, is the first to pay for it.
-    tasks = tmp_path / "harden.yml"
-    tasks.write_text(
-        "- name: Harden | the default user loses passwordless sudo\n"
-        "  ansible.builtin.file: {path: /etc/sudoers.d/90-cloud-init-users, state: absent}\n"
-    )
     bake_id = "fails-at-generalize" + _run_tag()
-    run = _bake(localcloud_session, {"bake_id": bake_id, "bake_customize_tasks": str(tasks)})
+    run = _bake(localcloud_session, {"bake_id": bake_id,
+                                     "bake_customize_tasks": str(TASKS / "customize_revokes_sudo.yml")})
     assert run.returncode != 0
     assert f"Bake {bake_id} failed at step 'generalize' (Generalize | find the SSH host keys)" in run.stdout, \
         run.stdout[-4000:]

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bake_helpers import REPO, run_playbook
+from bake_helpers import HERE, REPO, run_playbook
+
 from localcloud.testing import RunningCloud
 
 pytestmark = pytest.mark.localcloud
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1"]
+TASKS = HERE / "playbooks/tasks"  # customization tasks files of the tests
 
 
 def _bake(cloud: RunningCloud, extra_vars: dict[str, Any], playbook: str = "playbooks/bake.yml") -> Any:
@@ -87,13 +89,9 @@ def test_full_bake_with_two_copies(localcloud_session: RunningCloud, tmp_path: P
     assert seen["authorized_keys"] == [seen["launch_key"]]
 
 
-def test_failing_customization_fails_naming_the_step_and_leaves_nothing(
-    localcloud_session: RunningCloud, tmp_path: Path
-) -> None:
-    tasks = tmp_path / "failing.yml"
-    tasks.write_text("- name: A customization that fails\n  ansible.builtin.command: /bin/false\n  changed_when: true\n")
+def test_failing_customization_fails_naming_the_step_and_leaves_nothing(localcloud_session: RunningCloud) -> None:
     bake_id = "fails-in-customize"
-    run = _bake(localcloud_session, {"bake_id": bake_id, "bake_customize_tasks": str(tasks)})
+    run = _bake(localcloud_session, {"bake_id": bake_id, "bake_customize_tasks": str(TASKS / "customize_fails.yml")})
     assert run.returncode != 0
     assert f"Bake {bake_id} failed at step 'customize' (A customization that fails)" in run.stdout
     assert _left_by(localcloud_session, bake_id) == {}

@@ -4,12 +4,13 @@ deprecation, and copies encrypted with a KMS key of each region; then nothing te
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from localcloud.testing import RunningCloud
 from test_bake_localcloud import REGIONS, _bake, _left_by, _tags
+
+from localcloud.testing import RunningCloud
 
 pytestmark = pytest.mark.localcloud
 ACCOUNT = "111122223333"
@@ -23,7 +24,7 @@ def test_release_bake_shares_deprecates_encrypts_copies_on_a_spot_builder(
             for region in REGIONS[1:]}
     bake_id = "release-bake-1"
     manifest = tmp_path / "manifest.json"
-    asked = datetime.now(timezone.utc)
+    asked = datetime.now(UTC)
     run = _bake(cloud, {
         "bake_id": bake_id, "bake_copy_regions": REGIONS[1:], "image_manifest_path": str(manifest),
         "image_share_user_ids": [ACCOUNT], "image_deprecate_in": "30d", "image_copy_kms_key_ids": keys,
@@ -52,7 +53,7 @@ def test_release_bake_shares_deprecates_encrypts_copies_on_a_spot_builder(
     # deprecation is set on the bake's image, 30 days on (EC2 keeps it to the minute)
     source = cloud.client("ec2", REGIONS[0]).describe_images(ImageIds=[images[REGIONS[0]]])["Images"][0]
     deprecation = datetime.fromisoformat(source["DeprecationTime"].replace("Z", "+00:00"))
-    assert asked + timedelta(days=30, minutes=-2) <= deprecation <= datetime.now(timezone.utc) + timedelta(days=30, minutes=2)
+    assert asked + timedelta(days=30, minutes=-2) <= deprecation <= datetime.now(UTC) + timedelta(days=30, minutes=2)
     # and every copy is deprecated at exactly the same time
     copies = {region: cloud.client("ec2", region).describe_images(ImageIds=[images[region]])["Images"][0] for region in REGIONS[1:]}
     assert {region: image.get("DeprecationTime") for region, image in copies.items()} == {

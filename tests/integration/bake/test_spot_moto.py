@@ -18,9 +18,9 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
 
 def test_spot_request_asks_one_time_terminate_with_the_max_price() -> None:
     import boto3
+    from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
     from botocore.stub import Stubber
 
-    from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
     from ansible_collections.bakery.ami.plugins.module_utils._builder_launch import LaunchSettings, run_instance, run_request
     from ansible_collections.bakery.ami.plugins.module_utils._retry import RETRY
 
