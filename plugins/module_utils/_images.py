@@ -131,7 +131,7 @@ def delete_snapshot(client: Any, snapshot_id: str, attempts: int = 6, sleep: Cal
             return True
         except is_aws_error_code("InvalidSnapshot.NotFound"):
             return False
-        except is_aws_error_code("InvalidSnapshot.InUse"):
+        except is_aws_error_code("InvalidSnapshot.InUse"):  # pylint: disable=duplicate-except
             if attempt == attempts - 1:
                 raise
             (sleep or time.sleep)(min(2 ** attempt, 10))

@@ -6,12 +6,22 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+
+class _NoSuchError(Exception):
+    """Never raised: an except clause naming it catches nothing."""
+
+
+# AWS_ERRORS: every error a botocore call raises, an answer of the service or a failure to get one.
 try:
     from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:  # AnsibleAWSModule reports a missing botocore itself
-    BotoCoreError = ClientError = None  # type: ignore[assignment,misc]
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+    AWS_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError)
+except ImportError:  # AnsibleAWSModule reports a missing botocore itself
+    # Without botocore no AWS error can happen, and the clauses naming one catch nothing.
+    BotoCoreError = ClientError = _NoSuchError  # type: ignore[assignment,misc]
+    AWS_ERRORS = (_NoSuchError,)
 
 # AWSRetry already retries RequestLimitExceeded, Throttling, Unavailable, InternalError, ...
 THROTTLING_CODES = frozenset(
@@ -52,16 +62,6 @@ def error_code(error: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-class _NoSuchError(Exception):
-    """Never raised: an except clause naming it catches nothing."""
-
-
-# Every error a botocore call raises: an answer of the service or a failure to get one.
-AWS_ERRORS: tuple[type[BaseException], ...] = (
-    (ClientError, BotoCoreError) if ClientError is not None else (_NoSuchError,)
-)
-
-
 def is_aws_error_code(*codes: str, error: BaseException | None = None) -> type[BaseException]:
     """For an except clause: catch a ClientError only when its code is one of `codes`.
 
@@ -74,7 +74,7 @@ def is_aws_error_code(*codes: str, error: BaseException | None = None) -> type[B
     """
     if error is None:
         error = sys.exc_info()[1]
-    if ClientError is not None and isinstance(error, ClientError) and error_code(error) in codes:
+    if isinstance(error, ClientError) and error_code(error) in codes:
         return ClientError
     return _NoSuchError
 

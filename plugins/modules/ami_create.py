@@ -858,6 +858,7 @@ class ImageCreator:
             # Just created and not visible yet: report the id alone.
             return None
 
+
 def main() -> None:
     module = AnsibleAWSModule(
         argument_spec=argument_spec(),

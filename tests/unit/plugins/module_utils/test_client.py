@@ -47,7 +47,7 @@ def test_aws_clients_take_the_modules_endpoint(aws_env: None) -> None:
     assert clients["us-east-1"].meta.endpoint_url == "http://127.0.0.1:4566"
 
 
-@pytest.mark.parametrize("make", [lambda m: aws_client(m), lambda m: aws_clients(m, "ec2", ["us-east-1"])["us-east-1"]])
+@pytest.mark.parametrize("make", [aws_client, lambda m: aws_clients(m, "ec2", ["us-east-1"])["us-east-1"]])
 def test_calls_with_aws_retry_are_retried_on_throttling(mocked: None, make: Any) -> None:
     client = make(make_module(region="us-east-1"))
     stubber = Stubber(client.client)

@@ -93,7 +93,7 @@ def test_clauses_in_turn_catch_each_their_code(client_error: ClientErrorFactory)
             raise client_error(code)
         except is_aws_error_code("InvalidSnapshot.NotFound"):
             return "gone"
-        except is_aws_error_code("InvalidSnapshot.InUse"):
+        except is_aws_error_code("InvalidSnapshot.InUse"):  # pylint: disable=duplicate-except
             return "in use"
         except AWS_ERRORS:
             return "other AWS error"
