@@ -18,10 +18,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEB_PACKAGES := git shellcheck
 # The fast loop (no local cloud), side by side: `make check`.
 CHECK_TARGETS := unit sanity lint
-# `make test` runs two lanes side by side: these targets one after the other in the first,
-TEST_TARGETS := pytest sanity lint build-check
-# and these in the second (mk/*.mk files append to both).
-CLOUD_TARGETS := pytest-cloud
+# `make test` runs three lanes side by side, each its targets one after the other (mk/*.mk
+# files append to them). They are balanced by wall time: the first mostly computes, the others
+# mostly wait on instances, playbooks and timeouts.
+TEST_LANE_1 := pytest sanity lint build-check
+TEST_LANE_2 := pytest-cloud
+TEST_LANE_3 :=
 
 .PHONY: help venv system-deps system-check test check unit pytest pytest-cloud sanity lint lint-python \
 	build-check demo clean
@@ -47,19 +49,28 @@ system-deps:
 system-check:
 	@tools/install-debs --check $(sort $(DEB_PACKAGES))
 
-# The cloud lane's output follows the first lane's.
+# Lanes 2 and 3 write to build/lane-<n>.log, shown after the first lane's output; a lane stops
+# at its first failing target, and every lane runs to its end before `make test` fails.
 test: venv system-deps
-	@mkdir -p $(BUILD); rc=0; \
-	{ crc=0; for t in $(CLOUD_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || { crc=1; break; }; done; \
-	  exit $$crc; } > $(BUILD)/cloud-lane.log 2>&1 & cloud=$$!; \
-	for t in $(TEST_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || { rc=1; break; }; done; \
-	wait $$cloud || rc=1; \
-	cat $(BUILD)/cloud-lane.log; \
+	@mkdir -p $(BUILD); rc=0; pids=; \
+	for lane in 2 3; do \
+	  case $$lane in 2) targets="$(TEST_LANE_2)";; 3) targets="$(TEST_LANE_3)";; esac; \
+	  { for t in $$targets; do echo "== make $$t ($$(date +%T))"; $(MAKE) --no-print-directory $$t || exit 1; done; \
+	    echo "== lane $$lane done ($$(date +%T))"; } > $(BUILD)/lane-$$lane.log 2>&1 & pids="$$pids $$!"; \
+	done; \
+	for t in $(TEST_LANE_1); do echo "== make $$t ($$(date +%T))"; $(MAKE) --no-print-directory $$t || { rc=1; break; }; done; \
+	echo "== lane 1 done ($$(date +%T))"; \
+	for pid in $$pids; do wait $$pid || rc=1; done; \
+	cat $(BUILD)/lane-2.log $(BUILD)/lane-3.log; \
 	exit $$rc
 
 check: venv system-check
 	@$(MAKE) --no-print-directory -j$(words $(CHECK_TARGETS)) --output-sync=target $(CHECK_TARGETS)
 
+# pytest-xdist workers per suite. The integration tests mostly wait (on instances, ansible-playbook
+# runs, timeouts they check), so more workers than cores pay; each worker of a local-cloud suite
+# runs a local cloud of its own, and the connection suite gives each its own users and addresses.
+PYTEST_WORKERS ?= 4
 # Suites that start a local cloud; the rest of tests/ runs in `pytest`.
 # (The bake suite's moto-server tests need no local cloud: they run in `pytest`.)
 CLOUD_TESTS := tests/integration/localcloud $(wildcard tests/integration/bake/test_*localcloud*.py) tests/integration/modules
@@ -70,10 +81,10 @@ unit: venv system-check
 	$(BIN)/pytest -p no:cacheprovider tests/unit
 
 pytest: venv system-check
-	$(BIN)/pytest tests/unit tests/integration $(addprefix --ignore=,$(CLOUD_TESTS) $(MOLECULE_TESTS))
+	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit tests/integration $(addprefix --ignore=,$(CLOUD_TESTS) $(MOLECULE_TESTS))
 
 pytest-cloud: venv system-check
-	$(BIN)/pytest -p no:cacheprovider $(CLOUD_TESTS)
+	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) $(CLOUD_TESTS)
 
 sanity: venv system-check
 	tools/sanity

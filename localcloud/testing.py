@@ -188,9 +188,13 @@ def local_cloud(
 
 
 def _session_state_dir(factory: Any) -> Path:
-    # A fixed place lets a cached base layer serve every test session.
+    # A fixed place lets a cached base layer serve every test session; pytest-xdist workers each
+    # run a cloud of their own, so each gets its own place under it.
     configured = os.environ.get("LOCALCLOUD_TEST_STATE_DIR")
-    return Path(configured) if configured else Path(factory.mktemp("localcloud"))
+    if not configured:
+        return Path(factory.mktemp("localcloud"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return Path(configured) / worker if worker else Path(configured)
 
 
 try:

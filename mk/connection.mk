@@ -7,7 +7,7 @@ PYTHON_2_21 ?=
 VENV_2_21 := $(CURDIR)/.venv-2.21
 CONNECTION_TESTS := tests/unit/plugins/connection tests/integration/connection
 
-TEST_TARGETS += connection-2.21
+TEST_LANE_3 += connection-2.21
 
 .PHONY: connection-2.21 connection-bench
 
@@ -17,9 +17,10 @@ $(VENV_2_21)/.installed: requirements-2.21.txt
 	$(VENV_2_21)/bin/pip install -q -r requirements-2.21.txt
 	touch $@
 
-# The connection suite again, on ansible-core 2.21 (which no longer ships a paramiko plugin).
+# The connection suite again, on ansible-core 2.21 (which no longer ships a paramiko plugin); its
+# sessions' users and addresses (slots from 8) differ from the 2.19 run's, so both may run at once.
 connection-2.21: $(VENV_2_21)/.installed system-check
-	PATH=$(VENV_2_21)/bin:$$PATH $(VENV_2_21)/bin/pytest -p no:cacheprovider $(CONNECTION_TESTS)
+	PATH=$(VENV_2_21)/bin:$$PATH BAKERY_SSHD_SLOT=8 $(VENV_2_21)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) $(CONNECTION_TESTS)
 
 connection-bench: venv system-deps
 	$(BIN)/python benchmarks/connection.py

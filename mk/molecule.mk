@@ -1,11 +1,11 @@
 # Molecule: the collection-level scenarios under extensions/molecule. Each starts a local cloud
 # of its own (state under build/molecule/<scenario>/ and its own loopback subnet), so it can run
-# in the first lane while the cloud lane's suites use theirs.
+# in a lane of its own while the local-cloud suites use theirs.
 MOLECULE_SCENARIOS := example_web
 MOLECULE := $(BIN)/molecule --base-config extensions/molecule/config.yml
 MOLECULE_STATE := $(BUILD)/molecule
 
-TEST_TARGETS += molecule
+TEST_LANE_3 += molecule
 # verify runs the example unit's command on the builder (the host's /usr) under runuser and
 # setsid, and ends it with pkill; create makes the builder key with ssh-keygen.
 DEB_PACKAGES += util-linux procps openssh-client
