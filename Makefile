@@ -67,8 +67,8 @@ test: venv system-deps
 check: venv system-check
 	@$(MAKE) --no-print-directory -j$(words $(CHECK_TARGETS)) --output-sync=target $(CHECK_TARGETS)
 
-# pytest-xdist workers per suite. The integration tests mostly wait (on instances, ansible-playbook
-# runs, timeouts they check), so more workers than cores pay; each worker of a local-cloud suite
+# pytest-xdist workers per suite. The tests mostly wait (on instances, ansible-playbook runs, the
+# Waiter's first delays, the timeouts they check), so more workers than cores pay; each worker of a local-cloud suite
 # runs a local cloud of its own, and the connection suite gives each its own users and addresses.
 PYTEST_WORKERS ?= 4
 # Suites that start a local cloud; the rest of tests/ runs in `pytest`.
@@ -78,7 +78,7 @@ CLOUD_TESTS := tests/integration/localcloud $(wildcard tests/integration/bake/te
 MOLECULE_TESTS := tests/integration/molecule
 
 unit: venv system-check
-	$(BIN)/pytest -p no:cacheprovider tests/unit
+	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) tests/unit
 
 pytest: venv system-check
 	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit tests/integration $(addprefix --ignore=,$(CLOUD_TESTS) $(MOLECULE_TESTS))
