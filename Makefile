@@ -17,11 +17,11 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Debian packages the test suite needs; mk/*.mk files add theirs.
 DEB_PACKAGES := git shellcheck
 # The fast loop (no local cloud), side by side: `make check`.
-CHECK_TARGETS := unit sanity lint
+CHECK_TARGETS := unit sanity lint lint-python
 # `make test` runs three lanes side by side, each its targets one after the other (mk/*.mk
 # files append to them). They are balanced by wall time: the first mostly computes, the others
 # mostly wait on instances, playbooks and timeouts.
-TEST_LANE_1 := pytest sanity lint build-check
+TEST_LANE_1 := pytest sanity lint lint-python build-check
 TEST_LANE_2 := pytest-cloud
 TEST_LANE_3 :=
 
@@ -94,7 +94,7 @@ lint: venv system-check
 	shellcheck $$(grep -l '^#!/usr/bin/env bash' tools/* .ci/run)
 
 # ruff and mypy over every Python file (settings in pyproject.toml).
-lint-python: venv
+lint-python: venv system-check
 	tools/lint-python
 
 build-check: venv system-check

@@ -4,7 +4,8 @@ moto fixtures alike (moto is imported only when they are applied: the connection
 a venv without it)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

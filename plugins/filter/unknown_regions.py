@@ -6,7 +6,8 @@ The same check ami_create, ami_copy and ami_deregister make, with no API call an
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ansible.errors import AnsibleFilterError
 

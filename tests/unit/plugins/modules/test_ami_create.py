@@ -36,6 +36,13 @@ def volume_permissions(ec2: Any, snapshot_id: str) -> list[str]:
     return sorted(p["UserId"] for p in attr["CreateVolumePermissions"] if "UserId" in p)
 
 
+@pytest.fixture(autouse=True)
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The Waiter's first delay is for AWS; moto's images are available at once. Tests that look
+    # at the sleeps replace this with a recorder of their own.
+    monkeypatch.setattr(ami_create, "_sleep", lambda seconds: None)
+
+
 # ---- behaviour against moto
 
 
