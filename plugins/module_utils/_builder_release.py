@@ -64,14 +64,18 @@ class Release:
     def needs_iam(self) -> bool:
         return bool(self.instance_profile_names or self.role_names)
 
-    def plan(self, key_dir: str) -> None:
-        """Check mode: what was found is what would go."""
-        self.terminated = list(self.instance_ids)
-        self.deleted_security_groups = list(self.security_group_ids)
+    def plan(self, client: Any, iam: Any | None, key_dir: str) -> None:
+        """Check mode: what exists of what was named or found is what would go. Named resources
+        are looked up, as a real run would skip those that are gone or ending already."""
+        states = _instance_states(client, self.instance_ids)
+        self.terminated = [i for i in self.instance_ids if states.get(i) not in (None, *ENDING_STATES)]
+        self.deleted_security_groups = _existing_groups(client, self.security_group_ids)
         self.deleted_key_pairs = list(self.key_names)
         self.cancelled_spot_requests = list(self.spot_request_ids)
-        self.deleted_instance_profiles = list(self.instance_profile_names)
-        self.deleted_roles = list(self.role_names)
+        if self.needs_iam and iam is not None:
+            self.deleted_instance_profiles = [n for n in self.instance_profile_names
+                                              if _iam_exists(iam.get_instance_profile, InstanceProfileName=n)]
+            self.deleted_roles = [n for n in self.role_names if _iam_exists(iam.get_role, RoleName=n)]
         self.removed_key_dir = bool(key_dir and os.path.lexists(key_dir))
 
     def result(self) -> dict[str, Any]:
@@ -80,6 +84,37 @@ class Release:
                 "deleted_key_pairs": self.deleted_key_pairs, "cancelled_spot_requests": self.cancelled_spot_requests,
                 "deleted_instance_profiles": self.deleted_instance_profiles, "deleted_roles": self.deleted_roles,
                 "removed_key_dir": self.removed_key_dir}
+
+
+# TerminateInstances on an instance in one of these changes nothing.
+ENDING_STATES = ("shutting-down", "terminated")
+
+
+def _instance_states(client: Any, instance_ids: list[str]) -> dict[str, str]:
+    """The state of each instance that still exists (a filter, unlike InstanceIds, is not
+    refused for an id that is gone)."""
+    if not instance_ids:
+        return {}
+    reservations = client.describe_instances(Filters=[{"Name": "instance-id", "Values": instance_ids}],
+                                             aws_retry=True)["Reservations"]
+    return {i["InstanceId"]: i.get("State", {}).get("Name", "") for r in reservations for i in r["Instances"]}
+
+
+def _existing_groups(client: Any, group_ids: list[str]) -> list[str]:
+    if not group_ids:
+        return []
+    groups = client.describe_security_groups(Filters=[{"Name": "group-id", "Values": group_ids}],
+                                             aws_retry=True)["SecurityGroups"]
+    present = {g["GroupId"] for g in groups}
+    return [group_id for group_id in group_ids if group_id in present]
+
+
+def _iam_exists(call: Callable[..., Any], **name: str) -> bool:
+    try:
+        call(aws_retry=True, **name)
+    except is_aws_error_code(IAM_GONE):
+        return False
+    return True
 
 
 def _merge(known: list[str], found: list[str]) -> list[str]:
@@ -125,7 +160,7 @@ def terminate(client: Any, release: Release) -> None:
             answer = client.terminate_instances(InstanceIds=[instance_id], aws_retry=True)["TerminatingInstances"]
         except is_aws_error_code(*INSTANCE_NOT_FOUND):
             continue
-        if any(change["PreviousState"]["Name"] not in ("shutting-down", "terminated") for change in answer):
+        if any(change["PreviousState"]["Name"] not in ENDING_STATES for change in answer):
             release.terminated.append(instance_id)
 
 

@@ -555,11 +555,11 @@ class Builder:
             warning = find_selected_iam(iam, selector, release)
             if warning:
                 self.module.warn(warning)
+        if release.needs_iam and iam is None:
+            iam = aws_client(self.module, "iam")
         if self.module.check_mode:
-            release.plan(p["key_dir"])
+            release.plan(self.client, iam, p["key_dir"])
         else:
-            if release.needs_iam and iam is None:
-                iam = aws_client(self.module, "iam")
             remove(self.client, release, iam=iam, wait=p["wait"], timeout=p["wait_timeout"], key_dir=p["key_dir"])
         return release.result()
 

@@ -430,3 +430,29 @@ def test_check_mode_of_absent_changes_nothing(run_module: Callable[..., dict[str
         [made["instance_id"]], [made["security_group_id"]], [made["key_name"]], True)
     assert _left(ec2) == before
     assert Path(made["private_key_file"]).exists()
+
+
+def test_check_mode_of_absent_by_name_reports_what_a_real_run_would(
+        run_module: Callable[..., dict[str, Any]], ec2: Any, tmp_path: Path) -> None:
+    made = _present(run_module, ec2, tmp_path)
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_role(RoleName="builder-role", AssumeRolePolicyDocument=TRUST)
+    iam.create_instance_profile(InstanceProfileName="builder-profile")
+    named = {"state": "absent", "find": False, "instance_ids": [made["instance_id"]],
+             "security_group_ids": [made["security_group_id"]], "key_names": [made["key_name"]],
+             "role_names": ["builder-role"], "instance_profile_names": ["builder-profile"]}
+    keys = ("changed", "terminated", "deleted_security_groups", "deleted_key_pairs", "deleted_roles",
+            "deleted_instance_profiles")
+    check = run_module(builder_resources.main, named, check_mode=True)
+    real = run_module(builder_resources.main, named)
+    assert not real["failed"], real
+    assert {k: check[k] for k in keys} == {k: real[k] for k in keys} == {
+        "changed": True, "terminated": [made["instance_id"]], "deleted_security_groups": [made["security_group_id"]],
+        "deleted_key_pairs": [made["key_name"]], "deleted_roles": ["builder-role"],
+        "deleted_instance_profiles": ["builder-profile"]}
+    # all of it gone or ending: check mode and a real run both report no change
+    check_again = run_module(builder_resources.main, named, check_mode=True)
+    real_again = run_module(builder_resources.main, named)
+    assert {k: check_again[k] for k in keys} == {k: real_again[k] for k in keys} == {
+        "changed": False, "terminated": [], "deleted_security_groups": [], "deleted_key_pairs": [],
+        "deleted_roles": [], "deleted_instance_profiles": []}
